@@ -1,0 +1,249 @@
+/**
+ * Configuration: one zod pass over the environment at start (DESIGN.md section 2).
+ * Every bad variable is reported by name; a secret's value is never echoed.
+ */
+import { z } from "zod";
+
+/** Every variable sosvault reads. The task permission flags (`--allow-env=…`) list exactly these. */
+export const ENV_VARS = [
+  "TOKEN_VAULT_MASTER_KEY",
+  "TOKEN_VAULT_MASTER_KEY_FILE",
+  "TOKEN_VAULT_MASTER_KEY_PREVIOUS",
+  "JIRA_CONNECTION_TTL_SECONDS",
+  "JIRA_ATTACHMENT_MAX_BYTES",
+  "JIRA_MOCK_MODE",
+  "JIRA_ALLOWED_HOSTS",
+  "JIRA_CA_FILE",
+  "JIRA_TIMEOUT_SECONDS",
+  "SOSVAULT_ENV",
+  "SOSVAULT_LISTEN",
+  "SOSVAULT_PUBLIC_URL",
+  "SOSVAULT_KV_PATH",
+  "SOSVAULT_AUTH",
+  "SOSVAULT_ARTIFACT_DIR",
+  "SOSVAULT_ARTIFACT_ROOTS",
+  "SOSVAULT_SOS_TIMEOUT_SECONDS",
+  "SOSVAULT_EVENT_RETENTION_DAYS",
+  "SOSVAULT_ARTIFACT_TTL_SECONDS",
+] as const;
+
+export type EnvName = typeof ENV_VARS[number];
+export type Env = Partial<Record<EnvName, string>>;
+
+/** Variables whose values are secrets: never echoed, removed from the process env after reading. */
+export const SECRET_ENV_VARS: readonly EnvName[] = [
+  "TOKEN_VAULT_MASTER_KEY",
+  "TOKEN_VAULT_MASTER_KEY_PREVIOUS",
+];
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
+    this.name = "ConfigError";
+  }
+}
+
+export interface Config {
+  env: "development" | "production";
+  listen: { hostname: string; port: number };
+  publicUrl: string;
+  kvPath: string;
+  auth: "tokens" | "dev";
+  masterKey: MasterKeySource;
+  previousMasterKey?: Uint8Array;
+  connectionTtlSeconds: number;
+  attachmentMaxBytes: number;
+  mockMode: boolean;
+  allowedHosts: string[];
+  caFile?: string;
+  jiraTimeoutMs: number;
+  artifactDir: string;
+  artifactRoots: string[];
+  sosTimeoutSeconds: number;
+  eventRetentionDays: number;
+  artifactTtlSeconds: number;
+}
+
+/** Where the master key comes from; the bytes are read by `resolveMasterKey`. */
+export type MasterKeySource =
+  | { kind: "value"; bytes: Uint8Array }
+  | { kind: "file"; path: string }
+  | { kind: "dev-generated"; path: string };
+
+/** Parses a 32-byte key given as base64 (44 chars) or hex (64 chars); null when malformed. */
+export function parseMasterKey(text: string): Uint8Array | null {
+  const s = text.trim();
+  if (/^[0-9a-fA-F]{64}$/.test(s)) {
+    return Uint8Array.from(s.match(/../g)!.map((h) => parseInt(h, 16)));
+  }
+  if (/^[A-Za-z0-9+/]{43}=$/.test(s)) {
+    const bytes = Uint8Array.from(atob(s), (c) => c.charCodeAt(0));
+    if (bytes.length === 32) return bytes;
+  }
+  return null;
+}
+
+const KEY_SHAPE = "32 random bytes as base64 (44 characters) or hex (64 characters)";
+
+const intIn = (min: number, max: number) =>
+  z.string().trim().regex(/^\d+$/, "must be a whole number").transform(Number).pipe(
+    z.number().int().min(min, `must be at least ${min}`).max(max, `must be at most ${max}`),
+  );
+
+const listen = z.string().trim().transform((s, ctx) => {
+  const m = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(s);
+  const port = m ? Number(m[2]) : NaN;
+  if (!m || port > 65535) {
+    ctx.addIssue({ code: "custom", message: "must be host:port, for example 127.0.0.1:8080" });
+    return z.NEVER;
+  }
+  return { hostname: m[1].replace(/^\[|\]$/g, ""), port };
+});
+
+const absoluteOrRelativePath = z.string().trim().min(1, "must not be empty");
+
+const schema = z.object({
+  SOSVAULT_ENV: z.enum(["development", "production"]).default("development"),
+  SOSVAULT_LISTEN: listen.default({ hostname: "127.0.0.1", port: 8080 }),
+  SOSVAULT_PUBLIC_URL: z.url({ protocol: /^https?$/, error: "must be an http(s) URL" })
+    .optional(),
+  SOSVAULT_KV_PATH: absoluteOrRelativePath.default("./.data/sosvault.kv"),
+  SOSVAULT_AUTH: z.enum(["tokens", "dev"]).default("tokens"),
+  JIRA_CONNECTION_TTL_SECONDS: intIn(60, 2_592_000).default(28_800),
+  JIRA_ATTACHMENT_MAX_BYTES: intIn(1, Number.MAX_SAFE_INTEGER).default(536_870_912),
+  JIRA_MOCK_MODE: z.enum(["", "0", "1"], { error: "must be 1 (on) or unset" }).default("")
+    .transform((v) => v === "1"),
+  JIRA_ALLOWED_HOSTS: z.string().default("").transform((s) =>
+    s.split(",").map((h) => h.trim().toLowerCase()).filter(Boolean)
+  ).pipe(
+    z.array(z.string().regex(/^[a-z0-9.:\[\]-]+$/, "must be a comma list of hostnames")),
+  ),
+  JIRA_CA_FILE: absoluteOrRelativePath.optional(),
+  JIRA_TIMEOUT_SECONDS: intIn(1, 600).default(30),
+  SOSVAULT_ARTIFACT_DIR: absoluteOrRelativePath.default("/tmp/sosvault"),
+  SOSVAULT_ARTIFACT_ROOTS: z.string().optional(),
+  SOSVAULT_SOS_TIMEOUT_SECONDS: intIn(10, 86_400).default(1800),
+  SOSVAULT_EVENT_RETENTION_DAYS: intIn(1, 3650).default(90),
+  SOSVAULT_ARTIFACT_TTL_SECONDS: intIn(60, 31_536_000).default(86_400),
+});
+
+const LOOPBACK = new Set(["127.0.0.1", "localhost", "::1"]);
+
+export function isLoopbackHost(hostname: string): boolean {
+  return LOOPBACK.has(hostname) || /^127\.\d+\.\d+\.\d+$/.test(hostname);
+}
+
+/**
+ * Parses the environment. Throws `ConfigError` naming every bad variable. Pure: reading the
+ * key file and generating the dev key happen later, in `resolveMasterKey`.
+ */
+export function parseConfig(env: Env): Config {
+  const problems: string[] = [];
+  // Empty strings mean "unset" for every variable, as in most service managers.
+  const present = Object.fromEntries(
+    Object.entries(env).filter(([, v]) => v !== undefined && v !== ""),
+  );
+  const parsed = schema.safeParse(present);
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) {
+      problems.push(`${String(issue.path[0] ?? "environment")} ${issue.message}`);
+    }
+  }
+
+  const masterKey = masterKeySource(env, problems);
+  let previousMasterKey: Uint8Array | undefined;
+  if (env.TOKEN_VAULT_MASTER_KEY_PREVIOUS) {
+    previousMasterKey = parseMasterKey(env.TOKEN_VAULT_MASTER_KEY_PREVIOUS) ?? undefined;
+    if (!previousMasterKey) {
+      problems.push(`TOKEN_VAULT_MASTER_KEY_PREVIOUS is malformed: it must be ${KEY_SHAPE}`);
+    }
+  }
+  if (!parsed.success) throw new ConfigError(problems);
+  const c = parsed.data;
+
+  if (c.SOSVAULT_ENV === "production") {
+    if (c.SOSVAULT_AUTH === "dev") {
+      problems.push("SOSVAULT_AUTH=dev is refused when SOSVAULT_ENV=production");
+    }
+    if (c.JIRA_MOCK_MODE) {
+      problems.push("JIRA_MOCK_MODE=1 is refused when SOSVAULT_ENV=production");
+    }
+  }
+  if (c.SOSVAULT_AUTH === "dev" && !isLoopbackHost(c.SOSVAULT_LISTEN.hostname)) {
+    problems.push(
+      "SOSVAULT_AUTH=dev needs a loopback SOSVAULT_LISTEN address (127.0.0.1, ::1 or localhost)",
+    );
+  }
+  if (!masterKey && c.SOSVAULT_AUTH === "dev" && c.SOSVAULT_ENV !== "production") {
+    // Dev mode: a key generated once beside the KV file, so `deno task dev` needs no setup.
+  } else if (!masterKey && !problems.some((p) => p.startsWith("TOKEN_VAULT_MASTER_KEY "))) {
+    problems.push(
+      `TOKEN_VAULT_MASTER_KEY is missing: set it to ${KEY_SHAPE} (for example from ` +
+        "`openssl rand -base64 32`), or point TOKEN_VAULT_MASTER_KEY_FILE at a file holding it",
+    );
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+
+  const host = c.SOSVAULT_LISTEN.hostname.includes(":")
+    ? `[${c.SOSVAULT_LISTEN.hostname}]`
+    : c.SOSVAULT_LISTEN.hostname;
+  const artifactDir = c.SOSVAULT_ARTIFACT_DIR.replace(/\/+$/, "") || "/";
+  return {
+    env: c.SOSVAULT_ENV,
+    listen: c.SOSVAULT_LISTEN,
+    publicUrl: (c.SOSVAULT_PUBLIC_URL ?? `http://${host}:${c.SOSVAULT_LISTEN.port}`).replace(
+      /\/+$/,
+      "",
+    ),
+    kvPath: c.SOSVAULT_KV_PATH,
+    auth: c.SOSVAULT_AUTH,
+    masterKey: masterKey ?? { kind: "dev-generated", path: devKeyPath(c.SOSVAULT_KV_PATH) },
+    previousMasterKey,
+    connectionTtlSeconds: c.JIRA_CONNECTION_TTL_SECONDS,
+    attachmentMaxBytes: c.JIRA_ATTACHMENT_MAX_BYTES,
+    mockMode: c.JIRA_MOCK_MODE,
+    allowedHosts: c.JIRA_ALLOWED_HOSTS,
+    caFile: c.JIRA_CA_FILE,
+    jiraTimeoutMs: c.JIRA_TIMEOUT_SECONDS * 1000,
+    artifactDir,
+    artifactRoots: (c.SOSVAULT_ARTIFACT_ROOTS ?? artifactDir).split(":").map((r) => r.trim())
+      .filter(Boolean),
+    sosTimeoutSeconds: c.SOSVAULT_SOS_TIMEOUT_SECONDS,
+    eventRetentionDays: c.SOSVAULT_EVENT_RETENTION_DAYS,
+    artifactTtlSeconds: c.SOSVAULT_ARTIFACT_TTL_SECONDS,
+  };
+}
+
+function masterKeySource(env: Env, problems: string[]): MasterKeySource | undefined {
+  const value = env.TOKEN_VAULT_MASTER_KEY;
+  const file = env.TOKEN_VAULT_MASTER_KEY_FILE;
+  if (value && file) {
+    problems.push("TOKEN_VAULT_MASTER_KEY and TOKEN_VAULT_MASTER_KEY_FILE are both set: keep one");
+    return undefined;
+  }
+  if (file) return { kind: "file", path: file };
+  if (!value) return undefined;
+  const bytes = parseMasterKey(value);
+  if (!bytes) {
+    const why = value.trim().length < 44 ? "too short" : "malformed";
+    problems.push(`TOKEN_VAULT_MASTER_KEY is ${why}: it must be ${KEY_SHAPE}`);
+    return undefined;
+  }
+  return { kind: "value", bytes };
+}
+
+function devKeyPath(kvPath: string): string {
+  const slash = kvPath.lastIndexOf("/");
+  const dir = slash >= 0 ? kvPath.slice(0, slash) || "/" : ".";
+  return `${dir}/dev-master.key`;
+}
+
+/** Reads the environment variables sosvault knows, and nothing else. */
+export function readEnv(): Env {
+  const env: Env = {};
+  for (const name of ENV_VARS) {
+    const v = Deno.env.get(name);
+    if (v !== undefined) env[name] = v;
+  }
+  return env;
+}
