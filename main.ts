@@ -1,0 +1,111 @@
+/**
+ * sosvault — composition root. Parses the configuration once, builds the services, then serves
+ * or runs one CLI command (DESIGN.md section 3).
+ */
+import { parseArgs } from "node:util";
+import { ConfigError, parseConfig, readEnv, SECRET_ENV_VARS } from "./src/config.ts";
+import { AppError } from "./src/errors.ts";
+import { openServices } from "./src/runtime.ts";
+import { serve } from "./src/server.ts";
+import { consoleIO, EXIT_CONFIG, EXIT_USAGE } from "./src/cli/io.ts";
+import { type CliFlags, usersCommand } from "./src/cli/users.ts";
+import { connectionsCommand } from "./src/cli/connections.ts";
+import { eventsCommand } from "./src/cli/events.ts";
+import { VERSION } from "./src/version.ts";
+import { redactText } from "./src/log.ts";
+
+const HELP = `sosvault ${VERSION} — attach sosreports to Jira with your own token, kept out of the model
+
+usage:
+  sosvault [serve]
+  sosvault users add NAME [--admin] [--json]
+  sosvault users list [--json]
+  sosvault users remove NAME
+  sosvault connections revoke-all [--user NAME]
+  sosvault events [--type T] [--user U] [--since ISO] [--limit N] [--json]
+
+Configuration comes from the environment; see the README.`;
+
+async function main(argv: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      strict: true,
+      options: {
+        admin: { type: "boolean" },
+        json: { type: "boolean" },
+        user: { type: "string" },
+        type: { type: "string" },
+        since: { type: "string" },
+        limit: { type: "string" },
+        help: { type: "boolean", short: "h" },
+        version: { type: "boolean" },
+      },
+    });
+  } catch (err) {
+    console.error(`sosvault: ${(err as Error).message}\n\n${HELP}`);
+    return EXIT_USAGE;
+  }
+  const { values, positionals } = parsed;
+  if (values.help || positionals[0] === "help") {
+    console.log(HELP);
+    return 0;
+  }
+  if (values.version) {
+    console.log(VERSION);
+    return 0;
+  }
+  const [command = "serve", ...args] = positionals;
+  if (!["serve", "users", "connections", "events"].includes(command)) {
+    console.error(`sosvault: unknown command '${command}'\n\n${HELP}`);
+    return EXIT_USAGE;
+  }
+
+  const env = readEnv();
+  // Security: the master key leaves the environment at once, so no child process inherits it.
+  for (const name of SECRET_ENV_VARS) Deno.env.delete(name);
+  const config = parseConfig(env);
+  const services = await openServices(config);
+  const flags = values as CliFlags;
+  try {
+    switch (command) {
+      case "serve": {
+        if (args.length > 0) return consoleIO.usage("serve (takes no arguments)");
+        const server = serve(services);
+        const stop = () => void server.shutdown();
+        Deno.addSignalListener("SIGINT", stop);
+        Deno.addSignalListener("SIGTERM", stop);
+        await server.finished;
+        return 0;
+      }
+      case "users":
+        return await usersCommand(services, args, flags, consoleIO);
+      case "connections":
+        return await connectionsCommand(services, args, flags, consoleIO);
+      case "events":
+        return await eventsCommand(services, args, flags, consoleIO);
+    }
+    return EXIT_USAGE;
+  } finally {
+    services.kv.close();
+  }
+}
+
+if (import.meta.main) {
+  try {
+    Deno.exit(await main(Deno.args));
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(`sosvault: ${err.message}`);
+      Deno.exit(EXIT_CONFIG);
+    }
+    if (err instanceof AppError) {
+      console.error(`sosvault: ${err.message}`);
+      Deno.exit(err.code === "invalid_input" ? EXIT_USAGE : 1);
+    }
+    console.error(`sosvault: unexpected failure: ${redactText(String((err as Error)?.message ?? err))}`);
+    Deno.exit(1);
+  }
+}

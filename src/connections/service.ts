@@ -1,0 +1,305 @@
+/**
+ * Jira connections: the one place that decides ownership, expiry and revocation. The HTTP API
+ * and the MCP tools both call this service; neither re-implements its rules.
+ */
+import { AppError } from "../errors.ts";
+import type { Clock } from "../clock.ts";
+import type { RequestContext } from "../context.ts";
+import { CONNECTION_ID, newConnectionId } from "../ids.ts";
+import type { JiraClient } from "../jira/client.ts";
+import { normaliseBaseUrl } from "../jira/base_url.ts";
+import type { EventLog } from "../security/events.ts";
+import { DecryptError, fingerprint, type Keyring, open, patAad, seal } from "../vault/cipher.ts";
+import type { Logger } from "../log.ts";
+import type { ConnectionRecord, ConnectionStore, Versioned } from "./store.ts";
+
+/** A connection as the contract shows it: never a secret, never the ciphertext. */
+export interface PublicConnection {
+  connection_id: string;
+  status: ConnectionRecord["status"];
+  base_url: string;
+  jira_user: { name: string; display_name: string };
+  created_at: string;
+  expires_at: string;
+  last_verified_at: string;
+  revoked_at: string | null;
+  key_version: string;
+}
+
+export function toPublic(r: ConnectionRecord): PublicConnection {
+  return {
+    connection_id: r.connection_id,
+    status: r.status,
+    base_url: r.base_url,
+    jira_user: { name: r.jira_user.name, display_name: r.jira_user.display_name },
+    created_at: r.created_at,
+    expires_at: r.expires_at,
+    last_verified_at: r.last_verified_at,
+    revoked_at: r.revoked_at,
+    key_version: r.key_version,
+  };
+}
+
+export interface ConnectionServiceDeps {
+  store: ConnectionStore;
+  keyring: Keyring;
+  jira: JiraClient;
+  events: EventLog;
+  clock: Clock;
+  log: Logger;
+  ttlSeconds: number;
+  allowedHosts: readonly string[];
+  /** Mock mode: the embedded fake Jira answers every host, so no host is "internal". */
+  anyHost?: boolean;
+}
+
+/** A usable connection with its decrypted PAT; the PAT must not outlive the Jira call. */
+export interface Credential {
+  connection: ConnectionRecord;
+  pat: string;
+}
+
+const NOT_FOUND = "No connection with this id exists for you: list your connections, or connect again";
+const MAX_PAT_LENGTH = 1024;
+
+export class ConnectionService {
+  constructor(private d: ConnectionServiceDeps) {}
+
+  validateBaseUrl(input: string): string {
+    return normaliseBaseUrl(input, this.d.allowedHosts, { allowInternal: this.d.anyHost });
+  }
+
+  async connect(ctx: RequestContext, input: { base_url: string; pat: string }): Promise<PublicConnection> {
+    const event = { type: "connect" as const, user: ctx.user, request_id: ctx.requestId, source: ctx.source };
+    try {
+      const baseUrl = this.validateBaseUrl(input.base_url);
+      const pat = checkPatFormat(input.pat);
+      const jiraUser = await this.d.jira.myself(baseUrl, pat);
+      const id = newConnectionId();
+      const now = this.d.clock();
+      const key = this.d.keyring.current;
+      const envelope = await seal(key, pat, patAad(ctx.user, id));
+      const record: ConnectionRecord = {
+        connection_id: id,
+        user: ctx.user,
+        base_url: baseUrl,
+        jira_user: jiraUser,
+        status: "connected",
+        created_at: now.toISOString(),
+        expires_at: new Date(now.getTime() + this.d.ttlSeconds * 1000).toISOString(),
+        last_verified_at: now.toISOString(),
+        revoked_at: null,
+        key_version: key.kid,
+        pat_fp: await fingerprint(key, pat),
+      };
+      await this.d.store.create(record, envelope, now.getTime());
+      await this.d.events.record({ ...event, outcome: "success", connection_id: id });
+      return toPublic(record);
+    } catch (err) {
+      await this.d.events.record({ ...event, outcome: "failure", error_code: codeOf(err) });
+      throw err;
+    }
+  }
+
+  async list(ctx: RequestContext): Promise<PublicConnection[]> {
+    const records = await this.d.store.listForUser(ctx.user);
+    const out: PublicConnection[] = [];
+    for (const r of records) {
+      if (r.user !== ctx.user) continue;
+      out.push(toPublic(await this.settleExpiry(ctx, r)));
+    }
+    out.sort((a, b) => a.created_at.localeCompare(b.created_at));
+    return out;
+  }
+
+  /** Status without using the credential: a revoked or expired connection is an answer, not an error. */
+  async get(ctx: RequestContext, id: string): Promise<PublicConnection> {
+    const current = await this.owned(ctx, id);
+    return toPublic(await this.settleExpiry(ctx, current.value));
+  }
+
+  /** Re-checks the PAT with Jira now (`?verify=1`). */
+  async verify(ctx: RequestContext, id: string): Promise<PublicConnection> {
+    const event = { type: "verify" as const, user: ctx.user, request_id: ctx.requestId, source: ctx.source, connection_id: id };
+    try {
+      const cred = await this.use(ctx, id);
+      await this.d.jira.myself(cred.connection.base_url, cred.pat);
+      let updated: ConnectionRecord | null = null;
+      for (let i = 0; i < 5 && !updated; i++) {
+        const current = await this.owned(ctx, id);
+        if (current.value.status !== "connected") return toPublic(current.value);
+        updated = await this.d.store.markVerified(current, this.d.clock().toISOString());
+      }
+      await this.d.events.record({ ...event, outcome: "success" });
+      return toPublic(updated ?? cred.connection);
+    } catch (err) {
+      await this.d.events.record({ ...event, outcome: "failure", error_code: codeOf(err) });
+      throw err;
+    }
+  }
+
+  async revoke(ctx: RequestContext, id: string): Promise<PublicConnection> {
+    const current = await this.owned(ctx, id);
+    const record = await this.closeAs(current, "revoked", ctx);
+    await this.d.events.record({
+      type: "revoke",
+      outcome: "success",
+      user: ctx.user,
+      connection_id: id,
+      request_id: ctx.requestId,
+      source: ctx.source,
+    });
+    return toPublic(record);
+  }
+
+  /**
+   * Resolves a connection for use: owned, connected, not expired, and decrypted. Every Jira
+   * call made on a user's behalf goes through here.
+   */
+  async use(ctx: RequestContext, id: string): Promise<Credential> {
+    const current = await this.owned(ctx, id);
+    const record = await this.settleExpiry(ctx, current.value, current);
+    if (record.status === "revoked") {
+      throw new AppError("connection_revoked", "This connection was revoked: connect to Jira again (jira_connect) to continue");
+    }
+    if (record.status === "expired") {
+      throw new AppError("connection_expired", "This connection has expired: connect to Jira again (jira_connect) to continue");
+    }
+    const envelope = await this.d.store.getEnvelope(id);
+    if (!envelope) {
+      throw new AppError("connection_revoked", "This connection's credential is gone: connect to Jira again to continue");
+    }
+    try {
+      return { connection: record, pat: await open(this.d.keyring, envelope, patAad(record.user, id)) };
+    } catch (err) {
+      if (!(err instanceof DecryptError)) throw err;
+      this.d.log.error("decrypt_failed", { connection_id: id, reason: err.reason, kid: err.kid });
+      await this.d.events.record({
+        type: "decrypt_failed",
+        outcome: "failure",
+        user: ctx.user,
+        connection_id: id,
+        request_id: ctx.requestId,
+        source: ctx.source,
+        error_code: "unexpected_error",
+      });
+      throw new AppError(
+        "unexpected_error",
+        "The stored credential of this connection cannot be decrypted with the server's key: revoke it and connect again, and tell the operator (key mismatch or tampering)",
+      );
+    }
+  }
+
+  /** Revokes every connected connection (of one user, or all): incident response. */
+  async revokeAll(ctx: RequestContext, onlyUser?: string): Promise<number> {
+    let count = 0;
+    for await (const id of this.d.store.allIds()) {
+      const current = await this.d.store.get(id);
+      if (!current || current.value.status === "revoked") continue;
+      if (onlyUser && current.value.user !== onlyUser) continue;
+      await this.closeAs(current, "revoked", ctx);
+      await this.d.events.record({
+        type: "revoke",
+        outcome: "success",
+        user: current.value.user,
+        connection_id: id,
+        request_id: ctx.requestId,
+        source: ctx.source,
+      });
+      count++;
+    }
+    return count;
+  }
+
+  /** Fingerprints of the caller's usable PATs, for recognising one pasted into a tool call. */
+  async fingerprintsOf(user: string): Promise<Set<string>> {
+    const out = new Set<string>();
+    for (const r of await this.d.store.listForUser(user)) {
+      if (r.user === user && r.status === "connected") out.add(r.pat_fp);
+    }
+    return out;
+  }
+
+  /**
+   * Security: another user's connection behaves exactly like one that does not exist — same
+   * code, same message — and the attempt is recorded as `denied`.
+   */
+  private async owned(ctx: RequestContext, id: string): Promise<Versioned<ConnectionRecord>> {
+    if (!CONNECTION_ID.test(id)) {
+      throw new AppError("invalid_input", "connection_id must look like jc_… (the id returned when you connected)");
+    }
+    const current = await this.d.store.get(id);
+    if (!current || current.value.user !== ctx.user) {
+      await this.d.events.record({
+        type: "denied",
+        outcome: "failure",
+        user: ctx.user,
+        connection_id: id,
+        request_id: ctx.requestId,
+        source: ctx.source,
+        error_code: "not_found",
+      });
+      throw new AppError("not_found", NOT_FOUND);
+    }
+    return current;
+  }
+
+  /** Security: expiry is decided by the clock on every read; KV's expireIn is not exact. */
+  private async settleExpiry(
+    ctx: RequestContext,
+    record: ConnectionRecord,
+    known?: Versioned<ConnectionRecord>,
+  ): Promise<ConnectionRecord> {
+    if (record.status !== "connected") return record;
+    if (this.d.clock().getTime() < Date.parse(record.expires_at)) return record;
+    const current = known ?? await this.d.store.get(record.connection_id);
+    if (!current) return { ...record, status: "expired" };
+    for (let i = 0; i < 5; i++) {
+      const latest = i === 0 ? current : await this.d.store.get(record.connection_id);
+      if (!latest || latest.value.status !== "connected") return latest?.value ?? { ...record, status: "expired" };
+      const closed = await this.d.store.close(latest, "expired", this.d.clock().toISOString());
+      if (closed) {
+        await this.d.events.record({
+          type: "expire",
+          outcome: "success",
+          user: record.user,
+          connection_id: record.connection_id,
+          request_id: ctx.requestId,
+          source: ctx.source,
+        });
+        return closed;
+      }
+    }
+    return { ...record, status: "expired" };
+  }
+
+  /** Closes (idempotently) with retries on concurrent changes. */
+  private async closeAs(
+    start: Versioned<ConnectionRecord>,
+    status: "revoked",
+    _ctx: RequestContext,
+  ): Promise<ConnectionRecord> {
+    let current: Versioned<ConnectionRecord> | null = start;
+    for (let i = 0; i < 10 && current; i++) {
+      if (current.value.status === status) return current.value;
+      const closed = await this.d.store.close(current, status, this.d.clock().toISOString());
+      if (closed) return closed;
+      current = await this.d.store.get(start.value.connection_id);
+    }
+    throw new AppError("unexpected_error", "The connection kept changing while revoking it: try again");
+  }
+}
+
+function checkPatFormat(pat: string): string {
+  // Security: the message never echoes the token, only what is wrong with its form.
+  if (pat.length === 0) throw new AppError("invalid_input", "pat is empty: paste the personal access token from your Jira profile");
+  if (pat.length > MAX_PAT_LENGTH) throw new AppError("invalid_input", "pat is too long to be a Jira personal access token");
+  if (/[\s\u0000-\u001f\u007f]/.test(pat)) {
+    throw new AppError("invalid_input", "pat contains spaces or control characters: paste the token alone, without 'Bearer' or quotes");
+  }
+  return pat;
+}
+
+export function codeOf(err: unknown) {
+  return err instanceof AppError ? err.code : "unexpected_error";
+}

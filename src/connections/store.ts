@@ -1,0 +1,118 @@
+/**
+ * The connection store on Deno KV. A record and its secret are written and removed together
+ * in one atomic operation, guarded by versionstamps, so no reader ever sees a connected record
+ * without its ciphertext, and a revoke can never leave the ciphertext behind.
+ */
+import { kvKeys } from "../kv_keys.ts";
+import type { Envelope } from "../vault/cipher.ts";
+
+export type ConnectionStatus = "connected" | "expired" | "revoked";
+
+export interface ConnectionRecord {
+  connection_id: string;
+  user: string;
+  base_url: string;
+  jira_user: { name: string; display_name: string; key: string | null };
+  status: ConnectionStatus;
+  created_at: string;
+  expires_at: string;
+  last_verified_at: string;
+  revoked_at: string | null;
+  /** Which master key encrypts the PAT (the envelope's kid). */
+  key_version: string;
+  /** Keyed fingerprint of the PAT, to recognise it if it is ever pasted into a tool call. */
+  pat_fp: string;
+}
+
+export interface Versioned<T> {
+  value: T;
+  versionstamp: string;
+}
+
+/** Records of closed connections are kept this long for status answers and audits. */
+const CLOSED_RECORD_TTL_MS = 30 * 86_400_000;
+
+export class ConnectionStore {
+  constructor(private kv: Deno.Kv) {}
+
+  async create(record: ConnectionRecord, envelope: Envelope, nowMs: number): Promise<void> {
+    const id = record.connection_id;
+    const lifetime = Date.parse(record.expires_at) - nowMs;
+    const res = await this.kv.atomic()
+      .check({ key: kvKeys.connection(id), versionstamp: null })
+      .check({ key: kvKeys.secret(id), versionstamp: null })
+      .set(kvKeys.connection(id), record, { expireIn: lifetime + CLOSED_RECORD_TTL_MS })
+      // expireIn only garbage-collects; expiry is enforced against the clock on every read.
+      .set(kvKeys.secret(id), envelope, { expireIn: lifetime + 60_000 })
+      .set(kvKeys.userConnection(record.user, id), true, {
+        expireIn: lifetime + CLOSED_RECORD_TTL_MS,
+      })
+      .commit();
+    if (!res.ok) throw new Error("connection id collision");
+  }
+
+  async get(id: string): Promise<Versioned<ConnectionRecord> | null> {
+    const e = await this.kv.get<ConnectionRecord>(kvKeys.connection(id));
+    return e.versionstamp ? { value: e.value!, versionstamp: e.versionstamp } : null;
+  }
+
+  async getEnvelope(id: string): Promise<Envelope | null> {
+    return (await this.kv.get<Envelope>(kvKeys.secret(id))).value;
+  }
+
+  async listForUser(user: string): Promise<ConnectionRecord[]> {
+    const ids: string[] = [];
+    for await (const e of this.kv.list({ prefix: kvKeys.userConnections(user) })) {
+      ids.push(String(e.key[2]));
+    }
+    const out: ConnectionRecord[] = [];
+    // getMany takes at most 10 keys.
+    for (let i = 0; i < ids.length; i += 10) {
+      const entries = await this.kv.getMany<ConnectionRecord[]>(
+        ids.slice(i, i + 10).map((id) => kvKeys.connection(id)),
+      );
+      for (const e of entries) if (e.value) out.push(e.value);
+    }
+    return out;
+  }
+
+  /**
+   * Marks a connection revoked or expired and deletes its ciphertext in the same atomic
+   * operation. Returns null when the record changed meanwhile (the caller re-reads).
+   */
+  async close(
+    current: Versioned<ConnectionRecord>,
+    status: "revoked" | "expired",
+    atIso: string,
+  ): Promise<ConnectionRecord | null> {
+    const id = current.value.connection_id;
+    const next: ConnectionRecord = {
+      ...current.value,
+      status,
+      revoked_at: status === "revoked" ? atIso : current.value.revoked_at,
+    };
+    const res = await this.kv.atomic()
+      .check({ key: kvKeys.connection(id), versionstamp: current.versionstamp })
+      .set(kvKeys.connection(id), next, { expireIn: CLOSED_RECORD_TTL_MS })
+      .delete(kvKeys.secret(id))
+      .commit();
+    return res.ok ? next : null;
+  }
+
+  /** Records a successful re-verification, unless the record changed meanwhile. */
+  async markVerified(current: Versioned<ConnectionRecord>, atIso: string): Promise<ConnectionRecord | null> {
+    const next = { ...current.value, last_verified_at: atIso };
+    const res = await this.kv.atomic()
+      .check({ key: kvKeys.connection(next.connection_id), versionstamp: current.versionstamp })
+      .set(kvKeys.connection(next.connection_id), next, {
+        expireIn: Date.parse(next.expires_at) - Date.parse(atIso) + CLOSED_RECORD_TTL_MS,
+      })
+      .commit();
+    return res.ok ? next : null;
+  }
+
+  /** Every connection id (for incident response and key rotation). */
+  async *allIds(): AsyncGenerator<string> {
+    for await (const e of this.kv.list({ prefix: kvKeys.allConnections() })) yield String(e.key[1]);
+  }
+}

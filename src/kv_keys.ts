@@ -1,0 +1,26 @@
+/**
+ * Every Deno KV key sosvault uses, built only here so the layout is visible in one place.
+ *
+ *   connection/<id>            the connection record (no secret)
+ *   secret/<id>                the PAT envelope; deleted in the same atomic op that revokes
+ *   user_connection/<user>/<id>  owner index, for listing a user's own connections
+ *   user/<name>                a sosvault user; user_token/<sha256> → name
+ *   connect_code/<sha256>      one-time connect-page codes
+ *   event/<time-ordered id>    security events, expiring after the retention period
+ *   vault/sentinel             proves at start that the master key is the vault's key
+ */
+export const kvKeys = {
+  connection: (id: string) => ["connection", id] as const,
+  secret: (id: string) => ["secret", id] as const,
+  userConnection: (user: string, id: string) => ["user_connection", user, id] as const,
+  userConnections: (user: string) => ["user_connection", user] as const,
+  allConnections: () => ["connection"] as const,
+  allSecrets: () => ["secret"] as const,
+  user: (name: string) => ["user", name] as const,
+  allUsers: () => ["user"] as const,
+  userToken: (hash: string) => ["user_token", hash] as const,
+  connectCode: (hash: string) => ["connect_code", hash] as const,
+  event: (id: string) => ["event", id] as const,
+  allEvents: () => ["event"] as const,
+  vaultSentinel: () => ["vault", "sentinel"] as const,
+};

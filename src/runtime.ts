@@ -1,0 +1,83 @@
+/**
+ * Composition: turns a parsed Config into running services. main.ts and the tests both call
+ * this, so the tests exercise exactly what production wires together.
+ */
+import type { Config } from "./config.ts";
+import { type Clock, systemClock } from "./clock.ts";
+import { createLogger, type Logger, type LogSink, stderrSink } from "./log.ts";
+import { resolveMasterKey } from "./vault/master_key.ts";
+import { createKeyring } from "./vault/cipher.ts";
+import { checkSentinel } from "./vault/sentinel.ts";
+import { ConnectionStore } from "./connections/store.ts";
+import { ConnectionService } from "./connections/service.ts";
+import { JiraClient } from "./jira/client.ts";
+import { httpTransport, inProcessTransport, type JiraTransport } from "./jira/transport.ts";
+import { mockModeJira } from "./jira/fake/mod.ts";
+import { EventLog } from "./security/events.ts";
+import { UserStore } from "./users/users.ts";
+import type { Services } from "./services.ts";
+import { VERSION } from "./version.ts";
+
+export interface RuntimeOptions {
+  clock?: Clock;
+  logSink?: LogSink;
+  /** Replaces the Jira transport (tests of the client's failure handling). */
+  transport?: JiraTransport;
+}
+
+export async function openServices(config: Config, options: RuntimeOptions = {}): Promise<Services> {
+  const clock = options.clock ?? systemClock;
+  const log: Logger = createLogger(options.logSink ?? stderrSink, { now: clock });
+  const masterKey = await resolveMasterKey(config.masterKey);
+  const keyring = await createKeyring(masterKey, config.previousMasterKey);
+  masterKey.fill(0);
+
+  const kv = await openKv(config.kvPath);
+  try {
+    await checkSentinel(kv, keyring);
+  } catch (err) {
+    kv.close();
+    throw err;
+  }
+
+  if (config.mockMode) {
+    log.warn("JIRA_MOCK_MODE=1: Jira calls go to the embedded fake Jira; never use this with real users");
+  }
+  let transport = options.transport;
+  if (!transport && config.mockMode) {
+    const fake = mockModeJira();
+    transport = inProcessTransport((req) => fake.fetch(req));
+  }
+  transport ??= httpTransport(config.caFile ? await Deno.readTextFile(config.caFile) : undefined);
+  const jira = new JiraClient({ transport, timeoutMs: config.jiraTimeoutMs });
+  const events = new EventLog(kv, log, clock, config.eventRetentionDays);
+  const connections = new ConnectionService({
+    store: new ConnectionStore(kv),
+    keyring,
+    jira,
+    events,
+    clock,
+    log,
+    ttlSeconds: config.connectionTtlSeconds,
+    allowedHosts: config.allowedHosts,
+    anyHost: config.mockMode,
+  });
+  return {
+    config,
+    kv,
+    clock,
+    log,
+    users: new UserStore(kv, clock),
+    connections,
+    events,
+    version: VERSION,
+  };
+}
+
+async function openKv(path: string): Promise<Deno.Kv> {
+  if (!/^https?:\/\//.test(path)) {
+    const slash = path.lastIndexOf("/");
+    if (slash > 0) await Deno.mkdir(path.slice(0, slash), { recursive: true, mode: 0o700 });
+  }
+  return await Deno.openKv(path);
+}

@@ -1,0 +1,101 @@
+/**
+ * Security events (DESIGN.md 7.8): stored in KV for the retention period and written to the
+ * log. Never a secret: only ids, codes and outcomes.
+ */
+import { kvKeys } from "../kv_keys.ts";
+import { timeOrderedId } from "../ids.ts";
+import type { Logger } from "../log.ts";
+import type { Clock } from "../clock.ts";
+import type { ErrorCode } from "../errors.ts";
+
+export const EVENT_TYPES = [
+  "connect",
+  "verify",
+  "list",
+  "attach",
+  "revoke",
+  "expire",
+  "denied",
+  "sos_generate",
+  "sos_fetch",
+  "consent",
+  "decrypt_failed",
+  "secret_rejected",
+] as const;
+export type EventType = typeof EVENT_TYPES[number];
+export type EventSource = "http" | "mcp" | "cli";
+
+export interface SecurityEvent {
+  id: string;
+  time: string;
+  type: EventType;
+  outcome: "success" | "failure";
+  user: string;
+  connection_id: string | null;
+  issue_key: string | null;
+  error_code: ErrorCode | null;
+  request_id: string | null;
+  source: EventSource;
+}
+
+export type EventInput =
+  & Pick<SecurityEvent, "type" | "outcome" | "user" | "source">
+  & Partial<Pick<SecurityEvent, "connection_id" | "issue_key" | "error_code" | "request_id">>;
+
+export interface EventFilter {
+  type?: EventType;
+  user?: string;
+  since?: Date;
+  limit?: number;
+}
+
+export class EventLog {
+  constructor(
+    private kv: Deno.Kv,
+    private log: Logger,
+    private clock: Clock,
+    private retentionDays: number,
+  ) {}
+
+  async record(input: EventInput): Promise<SecurityEvent> {
+    const at = this.clock();
+    const event: SecurityEvent = {
+      id: timeOrderedId(at),
+      time: at.toISOString(),
+      type: input.type,
+      outcome: input.outcome,
+      user: input.user,
+      connection_id: input.connection_id ?? null,
+      issue_key: input.issue_key ?? null,
+      error_code: input.error_code ?? null,
+      request_id: input.request_id ?? null,
+      source: input.source,
+    };
+    this.log.info("security_event", { event });
+    await this.kv.set(kvKeys.event(event.id), event, {
+      expireIn: this.retentionDays * 86_400_000,
+    });
+    return event;
+  }
+
+  /** Newest first. Retention is also enforced here, since KV expiry is not exact. */
+  async list(filter: EventFilter = {}): Promise<SecurityEvent[]> {
+    const limit = Math.min(Math.max(filter.limit ?? 100, 1), 1000);
+    const oldest = this.clock().getTime() - this.retentionDays * 86_400_000;
+    const since = Math.max(oldest, filter.since?.getTime() ?? 0);
+    const out: SecurityEvent[] = [];
+    const iter = this.kv.list<SecurityEvent>({ prefix: kvKeys.allEvents() }, {
+      reverse: true,
+      batchSize: 500,
+    });
+    for await (const entry of iter) {
+      const e = entry.value;
+      if (Date.parse(e.time) < since) break;
+      if (filter.type && e.type !== filter.type) continue;
+      if (filter.user && e.user !== filter.user) continue;
+      out.push(e);
+      if (out.length >= limit) break;
+    }
+    return out;
+  }
+}

@@ -1,0 +1,37 @@
+/** Serves the app until the signal aborts; logs the bound address (port 0 picks a free one). */
+import { createApp } from "./app.ts";
+import type { Services } from "./services.ts";
+
+export interface RunningServer {
+  url: string;
+  port: number;
+  finished: Promise<void>;
+  shutdown(): Promise<void>;
+}
+
+export function serve(s: Services): RunningServer {
+  const app = createApp(s);
+  const { hostname, port } = s.config.listen;
+  const server = Deno.serve({
+    hostname,
+    port,
+    onListen: () => {},
+    onError: (err) => {
+      s.log.error("unhandled_server_error", { error: err });
+      return new Response(
+        JSON.stringify({ error: { code: "unexpected_error", message: "internal error", request_id: "req_unknown" } }),
+        { status: 500, headers: { "content-type": "application/json" } },
+      );
+    },
+  }, app.fetch);
+  const bound = server.addr as Deno.NetAddr;
+  const host = bound.hostname.includes(":") ? `[${bound.hostname}]` : bound.hostname;
+  const url = `http://${host}:${bound.port}`;
+  s.log.info("listening", { url, port: bound.port, auth: s.config.auth, mock_mode: s.config.mockMode });
+  return {
+    url,
+    port: bound.port,
+    finished: server.finished,
+    shutdown: () => server.shutdown(),
+  };
+}

@@ -1,0 +1,18 @@
+/** The services the adapters (HTTP, MCP, CLI) are thin layers over, built once in main.ts. */
+import type { Config } from "./config.ts";
+import type { Clock } from "./clock.ts";
+import type { Logger } from "./log.ts";
+import type { ConnectionService } from "./connections/service.ts";
+import type { EventLog } from "./security/events.ts";
+import type { UserStore } from "./users/users.ts";
+
+export interface Services {
+  config: Config;
+  kv: Deno.Kv;
+  clock: Clock;
+  log: Logger;
+  users: UserStore;
+  connections: ConnectionService;
+  events: EventLog;
+  version: string;
+}

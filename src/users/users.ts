@@ -1,0 +1,78 @@
+/**
+ * sosvault users (DESIGN.md section 3). A user's API token is shown once at creation and
+ * stored only as its SHA-256: the token carries 256 random bits, so a fast hash is enough and
+ * lets a request find its user with one KV read.
+ */
+import { AppError } from "../errors.ts";
+import { kvKeys } from "../kv_keys.ts";
+import { newUserToken } from "../ids.ts";
+import { toHex } from "../vault/cipher.ts";
+import type { Clock } from "../clock.ts";
+
+export interface User {
+  name: string;
+  admin: boolean;
+  created_at: string;
+  token_hash: string;
+}
+
+export const USER_NAME = /^[a-z][a-z0-9._-]{0,63}$/;
+/** The single user of `SOSVAULT_AUTH=dev`. */
+export const DEV_USER: Omit<User, "token_hash"> = { name: "dev", admin: true, created_at: "" };
+
+export async function hashToken(token: string): Promise<string> {
+  return toHex(new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(token))));
+}
+
+export class UserStore {
+  constructor(private kv: Deno.Kv, private clock: Clock) {}
+
+  /** Creates a user and returns its token, which is not stored and cannot be shown again. */
+  async add(name: string, admin: boolean): Promise<{ user: User; token: string }> {
+    if (!USER_NAME.test(name)) {
+      throw new AppError(
+        "invalid_input",
+        "user names are 1-64 characters: a lower-case letter, then lower-case letters, digits, '.', '_' or '-'",
+      );
+    }
+    const token = newUserToken();
+    const user: User = { name, admin, created_at: this.clock().toISOString(), token_hash: await hashToken(token) };
+    const res = await this.kv.atomic()
+      .check({ key: kvKeys.user(name), versionstamp: null })
+      .set(kvKeys.user(name), user)
+      .set(kvKeys.userToken(user.token_hash), name)
+      .commit();
+    if (!res.ok) throw new AppError("conflict", `a user named ${name} already exists`);
+    return { user, token };
+  }
+
+  async list(): Promise<User[]> {
+    const out: User[] = [];
+    for await (const e of this.kv.list<User>({ prefix: kvKeys.allUsers() })) out.push(e.value);
+    return out;
+  }
+
+  async get(name: string): Promise<User | null> {
+    return (await this.kv.get<User>(kvKeys.user(name))).value;
+  }
+
+  /** Removes the user and its token; the caller revokes its connections. */
+  async remove(name: string): Promise<boolean> {
+    const cur = await this.kv.get<User>(kvKeys.user(name));
+    if (!cur.value) return false;
+    const res = await this.kv.atomic()
+      .check(cur)
+      .delete(kvKeys.user(name))
+      .delete(kvKeys.userToken(cur.value.token_hash))
+      .commit();
+    return res.ok;
+  }
+
+  async authenticate(token: string): Promise<User | null> {
+    if (!/^svt_[A-Za-z0-9_-]{20,100}$/.test(token)) return null;
+    const name = (await this.kv.get<string>(kvKeys.userToken(await hashToken(token)))).value;
+    if (!name) return null;
+    const user = await this.get(name);
+    return user && user.token_hash === await hashToken(token) ? user : null;
+  }
+}
