@@ -14,7 +14,8 @@ import { eventsCommand } from "./src/cli/events.ts";
 import { VERSION } from "./src/version.ts";
 import { redactText } from "./src/log.ts";
 
-const HELP = `sosvault ${VERSION} — attach sosreports to Jira with your own token, kept out of the model
+const HELP =
+  `sosvault ${VERSION} — attach sosreports to Jira with your own token, kept out of the model
 
 usage:
   sosvault [serve]
@@ -105,7 +106,9 @@ if (import.meta.main) {
       console.error(`sosvault: ${err.message}`);
       Deno.exit(err.code === "invalid_input" ? EXIT_USAGE : 1);
     }
-    console.error(`sosvault: unexpected failure: ${redactText(String((err as Error)?.message ?? err))}`);
+    console.error(
+      `sosvault: unexpected failure: ${redactText(String((err as Error)?.message ?? err))}`,
+    );
     Deno.exit(1);
   }
 }

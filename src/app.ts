@@ -26,7 +26,9 @@ export function createApp(s: Services): Hono<AppEnv> {
   app.route("/api/jira/connections", connectionRoutes(s));
   app.route("/api/security-events", securityEventRoutes(s));
 
-  app.notFound((c) => errorResponse(c, new AppError("not_found", "no such route: see the API in the README"), s.log));
+  app.notFound((c) =>
+    errorResponse(c, new AppError("not_found", "no such route: see the API in the README"), s.log)
+  );
   app.onError((err, c) => errorResponse(c, err, s.log));
   return app;
 }

@@ -25,7 +25,10 @@ export interface RuntimeOptions {
   transport?: JiraTransport;
 }
 
-export async function openServices(config: Config, options: RuntimeOptions = {}): Promise<Services> {
+export async function openServices(
+  config: Config,
+  options: RuntimeOptions = {},
+): Promise<Services> {
   const clock = options.clock ?? systemClock;
   const log: Logger = createLogger(options.logSink ?? stderrSink, { now: clock });
   const masterKey = await resolveMasterKey(config.masterKey);
@@ -41,7 +44,9 @@ export async function openServices(config: Config, options: RuntimeOptions = {})
   }
 
   if (config.mockMode) {
-    log.warn("JIRA_MOCK_MODE=1: Jira calls go to the embedded fake Jira; never use this with real users");
+    log.warn(
+      "JIRA_MOCK_MODE=1: Jira calls go to the embedded fake Jira; never use this with real users",
+    );
   }
   let transport = options.transport;
   if (!transport && config.mockMode) {

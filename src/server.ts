@@ -19,7 +19,9 @@ export function serve(s: Services): RunningServer {
     onError: (err) => {
       s.log.error("unhandled_server_error", { error: err });
       return new Response(
-        JSON.stringify({ error: { code: "unexpected_error", message: "internal error", request_id: "req_unknown" } }),
+        JSON.stringify({
+          error: { code: "unexpected_error", message: "internal error", request_id: "req_unknown" },
+        }),
         { status: 500, headers: { "content-type": "application/json" } },
       );
     },
@@ -27,7 +29,12 @@ export function serve(s: Services): RunningServer {
   const bound = server.addr as Deno.NetAddr;
   const host = bound.hostname.includes(":") ? `[${bound.hostname}]` : bound.hostname;
   const url = `http://${host}:${bound.port}`;
-  s.log.info("listening", { url, port: bound.port, auth: s.config.auth, mock_mode: s.config.mockMode });
+  s.log.info("listening", {
+    url,
+    port: bound.port,
+    auth: s.config.auth,
+    mock_mode: s.config.mockMode,
+  });
   return {
     url,
     port: bound.port,

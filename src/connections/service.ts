@@ -59,7 +59,8 @@ export interface Credential {
   pat: string;
 }
 
-const NOT_FOUND = "No connection with this id exists for you: list your connections, or connect again";
+const NOT_FOUND =
+  "No connection with this id exists for you: list your connections, or connect again";
 const MAX_PAT_LENGTH = 1024;
 
 export class ConnectionService {
@@ -69,8 +70,16 @@ export class ConnectionService {
     return normaliseBaseUrl(input, this.d.allowedHosts, { allowInternal: this.d.anyHost });
   }
 
-  async connect(ctx: RequestContext, input: { base_url: string; pat: string }): Promise<PublicConnection> {
-    const event = { type: "connect" as const, user: ctx.user, request_id: ctx.requestId, source: ctx.source };
+  async connect(
+    ctx: RequestContext,
+    input: { base_url: string; pat: string },
+  ): Promise<PublicConnection> {
+    const event = {
+      type: "connect" as const,
+      user: ctx.user,
+      request_id: ctx.requestId,
+      source: ctx.source,
+    };
     try {
       const baseUrl = this.validateBaseUrl(input.base_url);
       const pat = checkPatFormat(input.pat);
@@ -120,7 +129,13 @@ export class ConnectionService {
 
   /** Re-checks the PAT with Jira now (`?verify=1`). */
   async verify(ctx: RequestContext, id: string): Promise<PublicConnection> {
-    const event = { type: "verify" as const, user: ctx.user, request_id: ctx.requestId, source: ctx.source, connection_id: id };
+    const event = {
+      type: "verify" as const,
+      user: ctx.user,
+      request_id: ctx.requestId,
+      source: ctx.source,
+      connection_id: id,
+    };
     try {
       const cred = await this.use(ctx, id);
       await this.d.jira.myself(cred.connection.base_url, cred.pat);
@@ -160,17 +175,29 @@ export class ConnectionService {
     const current = await this.owned(ctx, id);
     const record = await this.settleExpiry(ctx, current.value, current);
     if (record.status === "revoked") {
-      throw new AppError("connection_revoked", "This connection was revoked: connect to Jira again (jira_connect) to continue");
+      throw new AppError(
+        "connection_revoked",
+        "This connection was revoked: connect to Jira again (jira_connect) to continue",
+      );
     }
     if (record.status === "expired") {
-      throw new AppError("connection_expired", "This connection has expired: connect to Jira again (jira_connect) to continue");
+      throw new AppError(
+        "connection_expired",
+        "This connection has expired: connect to Jira again (jira_connect) to continue",
+      );
     }
     const envelope = await this.d.store.getEnvelope(id);
     if (!envelope) {
-      throw new AppError("connection_revoked", "This connection's credential is gone: connect to Jira again to continue");
+      throw new AppError(
+        "connection_revoked",
+        "This connection's credential is gone: connect to Jira again to continue",
+      );
     }
     try {
-      return { connection: record, pat: await open(this.d.keyring, envelope, patAad(record.user, id)) };
+      return {
+        connection: record,
+        pat: await open(this.d.keyring, envelope, patAad(record.user, id)),
+      };
     } catch (err) {
       if (!(err instanceof DecryptError)) throw err;
       this.d.log.error("decrypt_failed", { connection_id: id, reason: err.reason, kid: err.kid });
@@ -226,7 +253,10 @@ export class ConnectionService {
    */
   private async owned(ctx: RequestContext, id: string): Promise<Versioned<ConnectionRecord>> {
     if (!CONNECTION_ID.test(id)) {
-      throw new AppError("invalid_input", "connection_id must look like jc_… (the id returned when you connected)");
+      throw new AppError(
+        "invalid_input",
+        "connection_id must look like jc_… (the id returned when you connected)",
+      );
     }
     const current = await this.d.store.get(id);
     if (!current || current.value.user !== ctx.user) {
@@ -256,7 +286,9 @@ export class ConnectionService {
     if (!current) return { ...record, status: "expired" };
     for (let i = 0; i < 5; i++) {
       const latest = i === 0 ? current : await this.d.store.get(record.connection_id);
-      if (!latest || latest.value.status !== "connected") return latest?.value ?? { ...record, status: "expired" };
+      if (!latest || latest.value.status !== "connected") {
+        return latest?.value ?? { ...record, status: "expired" };
+      }
       const closed = await this.d.store.close(latest, "expired", this.d.clock().toISOString());
       if (closed) {
         await this.d.events.record({
@@ -286,16 +318,30 @@ export class ConnectionService {
       if (closed) return closed;
       current = await this.d.store.get(start.value.connection_id);
     }
-    throw new AppError("unexpected_error", "The connection kept changing while revoking it: try again");
+    throw new AppError(
+      "unexpected_error",
+      "The connection kept changing while revoking it: try again",
+    );
   }
 }
 
 function checkPatFormat(pat: string): string {
   // Security: the message never echoes the token, only what is wrong with its form.
-  if (pat.length === 0) throw new AppError("invalid_input", "pat is empty: paste the personal access token from your Jira profile");
-  if (pat.length > MAX_PAT_LENGTH) throw new AppError("invalid_input", "pat is too long to be a Jira personal access token");
+  if (pat.length === 0) {
+    throw new AppError(
+      "invalid_input",
+      "pat is empty: paste the personal access token from your Jira profile",
+    );
+  }
+  if (pat.length > MAX_PAT_LENGTH) {
+    throw new AppError("invalid_input", "pat is too long to be a Jira personal access token");
+  }
+  // deno-lint-ignore no-control-regex -- control characters are exactly what is refused here
   if (/[\s\u0000-\u001f\u007f]/.test(pat)) {
-    throw new AppError("invalid_input", "pat contains spaces or control characters: paste the token alone, without 'Bearer' or quotes");
+    throw new AppError(
+      "invalid_input",
+      "pat contains spaces or control characters: paste the token alone, without 'Bearer' or quotes",
+    );
   }
   return pat;
 }

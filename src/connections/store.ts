@@ -100,7 +100,10 @@ export class ConnectionStore {
   }
 
   /** Records a successful re-verification, unless the record changed meanwhile. */
-  async markVerified(current: Versioned<ConnectionRecord>, atIso: string): Promise<ConnectionRecord | null> {
+  async markVerified(
+    current: Versioned<ConnectionRecord>,
+    atIso: string,
+  ): Promise<ConnectionRecord | null> {
     const next = { ...current.value, last_verified_at: atIso };
     const res = await this.kv.atomic()
       .check({ key: kvKeys.connection(next.connection_id), versionstamp: current.versionstamp })

@@ -22,7 +22,12 @@ export function onlyQuery(c: Context, allowed: string[]): Record<string, string>
   const q = c.req.query();
   for (const k of Object.keys(q)) {
     if (!allowed.includes(k)) {
-      throw new AppError("invalid_input", allowed.length ? `unknown query parameter; this route takes: ${allowed.join(", ")}` : "this route takes no query parameters");
+      throw new AppError(
+        "invalid_input",
+        allowed.length
+          ? `unknown query parameter; this route takes: ${allowed.join(", ")}`
+          : "this route takes no query parameters",
+      );
     }
   }
   return q;
@@ -34,7 +39,9 @@ export function connectionRoutes(s: Services) {
       onlyQuery(c, []);
       const body = await readJsonBody(c, connectBody);
       const connection = await s.connections.connect(httpContext(c), body);
-      return c.json(connection, 201, { Location: `/api/jira/connections/${connection.connection_id}` });
+      return c.json(connection, 201, {
+        Location: `/api/jira/connections/${connection.connection_id}`,
+      });
     })
     .get("/", async (c) => {
       onlyQuery(c, []);
@@ -48,7 +55,9 @@ export function connectionRoutes(s: Services) {
       const ctx = httpContext(c);
       const id = c.req.param("id");
       const wantVerify = verify === "1" || verify === "true";
-      return c.json(wantVerify ? await s.connections.verify(ctx, id) : await s.connections.get(ctx, id));
+      return c.json(
+        wantVerify ? await s.connections.verify(ctx, id) : await s.connections.get(ctx, id),
+      );
     })
     .delete("/:id", async (c) => {
       onlyQuery(c, []);

@@ -10,10 +10,16 @@ import { AppError } from "../errors.ts";
 export const MAX_JSON_BODY = 64 * 1024;
 const decoder = new TextDecoder("utf-8", { fatal: true });
 
-export async function readJsonBody<S extends z.ZodType>(c: Context, schema: S): Promise<z.infer<S>> {
+export async function readJsonBody<S extends z.ZodType>(
+  c: Context,
+  schema: S,
+): Promise<z.infer<S>> {
   const type = c.req.header("content-type") ?? "";
   if (!/^application\/json\s*(;\s*charset\s*=\s*"?utf-8"?\s*)?$/i.test(type.trim())) {
-    throw new AppError("invalid_input", "the body must be JSON, sent with Content-Type: application/json");
+    throw new AppError(
+      "invalid_input",
+      "the body must be JSON, sent with Content-Type: application/json",
+    );
   }
   const bytes = await readLimited(c.req.raw, MAX_JSON_BODY);
   let text: string;
@@ -76,7 +82,9 @@ const SAFE_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,40}$/;
 /** Field names are echoed only when they look like field names: a key may itself be a secret. */
 export function describeIssues(error: z.ZodError): string {
   const parts = error.issues.slice(0, 5).map((issue) => {
-    const path = issue.path.map(String).filter((p) => SAFE_NAME.test(p) || /^\d+$/.test(p)).join(".");
+    const path = issue.path.map(String).filter((p) => SAFE_NAME.test(p) || /^\d+$/.test(p)).join(
+      ".",
+    );
     if (issue.code === "unrecognized_keys") {
       const keys = issue.keys.filter((k) => SAFE_NAME.test(k));
       return keys.length === issue.keys.length && keys.length > 0
@@ -85,7 +93,9 @@ export function describeIssues(error: z.ZodError): string {
     }
     const where = path || "the body";
     if (issue.code === "invalid_type") {
-      return issue.input === undefined ? `${where} is required` : `${where} must be a ${issue.expected}`;
+      return issue.input === undefined
+        ? `${where} is required`
+        : `${where} must be a ${issue.expected}`;
     }
     return `${where}: ${issue.message}`;
   });

@@ -32,7 +32,9 @@ export function hardenResponses(): MiddlewareHandler<AppEnv> {
  * Bearer authentication for /api and /mcp. In `dev` mode (loopback only, refused in
  * production by the config) every request is the single user `dev`.
  */
-export function bearerAuth(options: { mode: "tokens" | "dev"; users: UserStore }): MiddlewareHandler<AppEnv> {
+export function bearerAuth(
+  options: { mode: "tokens" | "dev"; users: UserStore },
+): MiddlewareHandler<AppEnv> {
   const { mode, users } = options;
   return async function bearerAuthMiddleware(c, next) {
     if (mode === "dev") {

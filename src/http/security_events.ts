@@ -17,7 +17,10 @@ export function securityEventRoutes(s: Services) {
     }
     const since = q.since === undefined ? undefined : new Date(q.since);
     if (since && Number.isNaN(since.getTime())) {
-      throw new AppError("invalid_input", "since must be an ISO-8601 time, for example 2026-01-31T00:00:00Z");
+      throw new AppError(
+        "invalid_input",
+        "since must be an ISO-8601 time, for example 2026-01-31T00:00:00Z",
+      );
     }
     if (q.limit !== undefined && !/^\d{1,4}$/.test(q.limit)) {
       throw new AppError("invalid_input", "limit must be a whole number from 1 to 1000");

@@ -16,10 +16,16 @@ export function normaliseBaseUrl(
   try {
     url = new URL(input.trim());
   } catch {
-    throw new AppError("invalid_input", "base_url is not a valid URL: give the Jira base URL, for example https://jira.example.com");
+    throw new AppError(
+      "invalid_input",
+      "base_url is not a valid URL: give the Jira base URL, for example https://jira.example.com",
+    );
   }
   if (url.protocol !== "https:") {
-    throw new AppError("invalid_input", "base_url must use https: sosvault never sends a token over plain HTTP");
+    throw new AppError(
+      "invalid_input",
+      "base_url must use https: sosvault never sends a token over plain HTTP",
+    );
   }
   if (url.username || url.password) {
     throw new AppError("invalid_input", "base_url must not contain a user name or password");
@@ -50,7 +56,9 @@ export function normaliseBaseUrl(
 function isInternalAddress(host: string): boolean {
   const h = host.replace(/^\[|\]$/g, "");
   if (h === "localhost" || h.endsWith(".localhost") || /^127\./.test(h) || h === "::1") return true;
-  if (/^169\.254\./.test(h) || h === "0.0.0.0" || h === "::" || /^fe[89ab][0-9a-f]:/i.test(h)) return true;
+  if (/^169\.254\./.test(h) || h === "0.0.0.0" || h === "::" || /^fe[89ab][0-9a-f]:/i.test(h)) {
+    return true;
+  }
   if (/^fd00:ec2::254$/i.test(h) || h === "metadata.google.internal") return true;
   // IPv4-mapped IPv6 ([::ffff:127.0.0.1] parses to ::ffff:7f00:1) only ever hides an IPv4.
   if (/^::ffff:/i.test(h)) return true;

@@ -37,7 +37,8 @@ export class JiraClient {
   /** The PAT probe: `/myself` cannot be reached anonymously, so a 200 proves the token. */
   async myself(baseUrl: string, pat: string): Promise<JiraUser> {
     const body = await this.getJson(baseUrl, "/rest/api/2/myself", pat, {
-      notFound: "Jira has no REST API at this base URL: check the context path (for example https://host/jira)",
+      notFound:
+        "Jira has no REST API at this base URL: check the context path (for example https://host/jira)",
     });
     const parsed = myselfSchema.safeParse(body);
     if (!parsed.success) {
@@ -169,20 +170,33 @@ export async function readJsonOrThrow(
         "Jira refused the login (it may require a browser login or CAPTCHA first): log in to Jira in a browser, then reconnect",
       );
     }
-    throw new AppError("forbidden", messages.forbidden ?? "Jira denied this action for your account");
+    throw new AppError(
+      "forbidden",
+      messages.forbidden ?? "Jira denied this action for your account",
+    );
   }
   if (status === 404) {
-    throw new AppError("not_found", messages.notFound ?? "Jira says this does not exist, or you may not see it");
+    throw new AppError(
+      "not_found",
+      messages.notFound ?? "Jira says this does not exist, or you may not see it",
+    );
   }
   if (status === 429) {
     const wait = retryAfterMs(res);
     const seconds = Math.max(1, Math.ceil((wait ?? 5000) / 1000));
-    throw new AppError("rate_limited", `Jira is rate limiting this account: try again in ${seconds} seconds`, {
-      retryAfter: seconds,
-    });
+    throw new AppError(
+      "rate_limited",
+      `Jira is rate limiting this account: try again in ${seconds} seconds`,
+      {
+        retryAfter: seconds,
+      },
+    );
   }
   if (status === 413) {
-    throw new AppError("payload_too_large", "a proxy in front of Jira refused the request as too large");
+    throw new AppError(
+      "payload_too_large",
+      "a proxy in front of Jira refused the request as too large",
+    );
   }
   throw new AppError(
     "upstream_unavailable",

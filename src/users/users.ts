@@ -21,7 +21,9 @@ export const USER_NAME = /^[a-z][a-z0-9._-]{0,63}$/;
 export const DEV_USER: Omit<User, "token_hash"> = { name: "dev", admin: true, created_at: "" };
 
 export async function hashToken(token: string): Promise<string> {
-  return toHex(new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(token))));
+  return toHex(
+    new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(token))),
+  );
 }
 
 export class UserStore {
@@ -36,7 +38,12 @@ export class UserStore {
       );
     }
     const token = newUserToken();
-    const user: User = { name, admin, created_at: this.clock().toISOString(), token_hash: await hashToken(token) };
+    const user: User = {
+      name,
+      admin,
+      created_at: this.clock().toISOString(),
+      token_hash: await hashToken(token),
+    };
     const res = await this.kv.atomic()
       .check({ key: kvKeys.user(name), versionstamp: null })
       .set(kvKeys.user(name), user)

@@ -28,7 +28,10 @@ export interface Keyring {
 }
 
 export class DecryptError extends Error {
-  constructor(readonly reason: "unknown_key" | "bad_envelope" | "auth_failed", readonly kid?: string) {
+  constructor(
+    readonly reason: "unknown_key" | "bad_envelope" | "auth_failed",
+    readonly kid?: string,
+  ) {
     super(`vault envelope could not be decrypted (${reason})`);
     this.name = "DecryptError";
   }

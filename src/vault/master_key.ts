@@ -16,12 +16,16 @@ export async function resolveMasterKey(source: MasterKeySource): Promise<Uint8Ar
         text = await Deno.readTextFile(source.path);
       } catch (err) {
         throw new ConfigError([
-          `TOKEN_VAULT_MASTER_KEY_FILE cannot be read (${(err as Error).name}): check the path and its permissions`,
+          `TOKEN_VAULT_MASTER_KEY_FILE cannot be read (${
+            (err as Error).name
+          }): check the path and its permissions`,
         ]);
       }
       const bytes = parseMasterKey(text);
       if (!bytes) {
-        throw new ConfigError([`TOKEN_VAULT_MASTER_KEY_FILE does not hold a valid key: it must hold ${SHAPE}`]);
+        throw new ConfigError([
+          `TOKEN_VAULT_MASTER_KEY_FILE does not hold a valid key: it must hold ${SHAPE}`,
+        ]);
       }
       return bytes;
     }
@@ -34,7 +38,9 @@ async function loadOrCreateDevKey(path: string): Promise<Uint8Array> {
   try {
     const existing = parseMasterKey(await Deno.readTextFile(path));
     if (!existing) {
-      throw new ConfigError([`the dev master key file ${path} is malformed: delete it to generate a new one`]);
+      throw new ConfigError([
+        `the dev master key file ${path} is malformed: delete it to generate a new one`,
+      ]);
     }
     return existing;
   } catch (err) {

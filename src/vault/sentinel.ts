@@ -13,7 +13,10 @@ const PLAINTEXT = "sosvault vault sentinel";
 export async function checkSentinel(kv: Deno.Kv, keyring: Keyring): Promise<void> {
   const entry = await kv.get<Envelope>(kvKeys.vaultSentinel());
   if (!entry.value) {
-    await kv.atomic().check(entry).set(kvKeys.vaultSentinel(), await seal(keyring.current, PLAINTEXT, AAD)).commit();
+    await kv.atomic().check(entry).set(
+      kvKeys.vaultSentinel(),
+      await seal(keyring.current, PLAINTEXT, AAD),
+    ).commit();
     return;
   }
   try {
@@ -28,7 +31,9 @@ export async function checkSentinel(kv: Deno.Kv, keyring: Keyring): Promise<void
       ]);
     }
   }
-  throw new ConfigError(["the vault sentinel does not decrypt: the KV store was tampered with or is corrupt"]);
+  throw new ConfigError([
+    "the vault sentinel does not decrypt: the KV store was tampered with or is corrupt",
+  ]);
 }
 
 /** After a completed rotation, the sentinel moves to the current key. */

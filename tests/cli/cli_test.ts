@@ -10,7 +10,10 @@ import { newCanaryPat } from "../helpers/canary.ts";
 
 async function setup() {
   const dir = await freshDir("cli");
-  const env = { TOKEN_VAULT_MASTER_KEY: randomMasterKey(), SOSVAULT_KV_PATH: `${dir}/kv/sosvault.kv` };
+  const env = {
+    TOKEN_VAULT_MASTER_KEY: randomMasterKey(),
+    SOSVAULT_KV_PATH: `${dir}/kv/sosvault.kv`,
+  };
   return { dir, env };
 }
 
@@ -24,7 +27,10 @@ Deno.test("sosvault without a master key exits 78 naming TOKEN_VAULT_MASTER_KEY"
 Deno.test("sosvault with a malformed master key exits 78 and never prints the value", async () => {
   const dir = await freshDir("cli");
   for (const value of ["s3cr3t-but-short", "Z".repeat(43) + "?", "g".repeat(64)]) {
-    const r = await runSosvault(dir, ["users", "list"], { TOKEN_VAULT_MASTER_KEY: value, SOSVAULT_KV_PATH: `${dir}/kv` });
+    const r = await runSosvault(dir, ["users", "list"], {
+      TOKEN_VAULT_MASTER_KEY: value,
+      SOSVAULT_KV_PATH: `${dir}/kv`,
+    });
     assert.equal(r.code, 78);
     assert.match(r.stderr, /TOKEN_VAULT_MASTER_KEY is (too short|malformed)/);
     assert.ok(!r.stderr.includes(value) && !r.stdout.includes(value));
@@ -44,10 +50,16 @@ Deno.test("sosvault refuses to start on a vault written with another master key 
 Deno.test("sosvault reads the key from TOKEN_VAULT_MASTER_KEY_FILE", async () => {
   const { dir, env } = await setup();
   await Deno.writeTextFile(`${dir}/master.key`, env.TOKEN_VAULT_MASTER_KEY + "\n", { mode: 0o600 });
-  const r = await runSosvault(dir, ["users", "list"], { SOSVAULT_KV_PATH: env.SOSVAULT_KV_PATH, TOKEN_VAULT_MASTER_KEY_FILE: `${dir}/master.key` });
+  const r = await runSosvault(dir, ["users", "list"], {
+    SOSVAULT_KV_PATH: env.SOSVAULT_KV_PATH,
+    TOKEN_VAULT_MASTER_KEY_FILE: `${dir}/master.key`,
+  });
   assert.equal(r.code, 0, r.stderr);
   await Deno.writeTextFile(`${dir}/bad.key`, "nope\n");
-  const bad = await runSosvault(dir, ["users", "list"], { SOSVAULT_KV_PATH: env.SOSVAULT_KV_PATH, TOKEN_VAULT_MASTER_KEY_FILE: `${dir}/bad.key` });
+  const bad = await runSosvault(dir, ["users", "list"], {
+    SOSVAULT_KV_PATH: env.SOSVAULT_KV_PATH,
+    TOKEN_VAULT_MASTER_KEY_FILE: `${dir}/bad.key`,
+  });
   assert.equal(bad.code, 78);
   assert.match(bad.stderr, /TOKEN_VAULT_MASTER_KEY_FILE does not hold a valid key/);
 });
@@ -75,7 +87,9 @@ Deno.test("users add prints the token once; list shows no token; remove revokes 
 
   const server = await serveProcess(dir, env);
   try {
-    const ok = await fetch(`${server.url}/api/jira/connections`, { headers: { authorization: `Bearer ${created.token}` } });
+    const ok = await fetch(`${server.url}/api/jira/connections`, {
+      headers: { authorization: `Bearer ${created.token}` },
+    });
     assert.equal(ok.status, 200);
     await ok.body?.cancel();
   } finally {
@@ -85,7 +99,9 @@ Deno.test("users add prints the token once; list shows no token; remove revokes 
   assert.equal(rm.code, 0, rm.stderr);
   const server2 = await serveProcess(dir, env);
   try {
-    const gone = await fetch(`${server2.url}/api/jira/connections`, { headers: { authorization: `Bearer ${created.token}` } });
+    const gone = await fetch(`${server2.url}/api/jira/connections`, {
+      headers: { authorization: `Bearer ${created.token}` },
+    });
     assert.equal(gone.status, 401);
     await gone.body?.cancel();
   } finally {
@@ -108,7 +124,8 @@ Deno.test("serve as a process: connect over HTTPS to Jira, revoke-all, events; n
   const pat = await newCanaryPat();
   jira.jira.addUser({ name: "carol", displayName: "Carol" });
   jira.jira.addPat("carol", pat);
-  const token = JSON.parse((await runSosvault(dir, ["users", "add", "carol", "--json"], env)).stdout).token;
+  const token =
+    JSON.parse((await runSosvault(dir, ["users", "add", "carol", "--json"], env)).stdout).token;
   const fullEnv = { ...env, JIRA_CA_FILE: TEST_CA_FILE, JIRA_ALLOWED_HOSTS: "127.0.0.1" };
   const server = await serveProcess(dir, fullEnv);
   let id: string;
@@ -129,7 +146,9 @@ Deno.test("serve as a process: connect over HTTPS to Jira, revoke-all, events; n
   assert.equal(revoke.code, 0, revoke.stderr);
   assert.match(revoke.stdout, /Revoked 1 connection of carol/);
   const events = await runSosvault(dir, ["events", "--user", "carol", "--json"], fullEnv);
-  const types = JSON.parse(events.stdout).events.map((e: { type: string; connection_id: string }) => `${e.type}:${e.connection_id}`);
+  const types = JSON.parse(events.stdout).events.map((e: { type: string; connection_id: string }) =>
+    `${e.type}:${e.connection_id}`
+  );
   assert.deepEqual(types, [`revoke:${id}`, `connect:${id}`]);
   const text = await runSosvault(dir, ["events", "--type", "connect"], fullEnv);
   assert.match(text.stdout, /connect\s+success\s+user=carol/);

@@ -11,11 +11,18 @@ const DEMO_PAT = "MTAwMDAwMDAwMDAxOnNvc3ZhdWx0LWRlbW8tb25seSEh";
 
 Deno.test("dev mode generates its master key once (0600) and serves the README walk-through", async () => {
   const dir = await freshDir("dev");
-  const env = { SOSVAULT_AUTH: "dev", JIRA_MOCK_MODE: "1", SOSVAULT_KV_PATH: `${dir}/.data/sosvault.kv` };
+  const env = {
+    SOSVAULT_AUTH: "dev",
+    JIRA_MOCK_MODE: "1",
+    SOSVAULT_KV_PATH: `${dir}/.data/sosvault.kv`,
+  };
   const server = await serveProcess(dir, env);
   let id: string;
   try {
-    assert.ok(server.lines.some((l) => /JIRA_MOCK_MODE=1/.test(l) && /"level":"warn"/.test(l)), "mock mode warns at start");
+    assert.ok(
+      server.lines.some((l) => /JIRA_MOCK_MODE=1/.test(l) && /"level":"warn"/.test(l)),
+      "mock mode warns at start",
+    );
     const health = await (await fetch(`${server.url}/health`)).json();
     assert.equal(health.status, "healthy");
 
@@ -31,7 +38,8 @@ Deno.test("dev mode generates its master key once (0600) and serves the README w
 
     const status = await (await fetch(`${server.url}/api/jira/connections/${id}?verify=1`)).json();
     assert.equal(status.status, "connected");
-    const revoked = await (await fetch(`${server.url}/api/jira/connections/${id}`, { method: "DELETE" })).json();
+    const revoked =
+      await (await fetch(`${server.url}/api/jira/connections/${id}`, { method: "DELETE" })).json();
     assert.equal(revoked.status, "revoked");
   } finally {
     assert.equal(await server.stop(), 0);
@@ -55,10 +63,19 @@ Deno.test("dev mode generates its master key once (0600) and serves the README w
 Deno.test("dev auth refuses a non-loopback listener and production mode (exit 78)", async () => {
   const dir = await freshDir("dev");
   const { runSosvault } = await import("../helpers/process.ts");
-  const wide = await runSosvault(dir, ["serve"], { SOSVAULT_AUTH: "dev", SOSVAULT_LISTEN: "0.0.0.0:0", SOSVAULT_KV_PATH: `${dir}/kv` });
+  const wide = await runSosvault(dir, ["serve"], {
+    SOSVAULT_AUTH: "dev",
+    SOSVAULT_LISTEN: "0.0.0.0:0",
+    SOSVAULT_KV_PATH: `${dir}/kv`,
+  });
   assert.equal(wide.code, 78);
   assert.match(wide.stderr, /loopback/);
-  const prod = await runSosvault(dir, ["serve"], { SOSVAULT_AUTH: "dev", SOSVAULT_ENV: "production", JIRA_MOCK_MODE: "1", SOSVAULT_KV_PATH: `${dir}/kv` });
+  const prod = await runSosvault(dir, ["serve"], {
+    SOSVAULT_AUTH: "dev",
+    SOSVAULT_ENV: "production",
+    JIRA_MOCK_MODE: "1",
+    SOSVAULT_KV_PATH: `${dir}/kv`,
+  });
   assert.equal(prod.code, 78);
   assert.match(prod.stderr, /refused when SOSVAULT_ENV=production/);
 });

@@ -13,7 +13,9 @@ function base64(bytes: Uint8Array): string {
 
 /** 12 ASCII digits, ':', 20 random bytes, base64: 44 characters, like a Jira DC PAT. */
 export function makeDcPat(): string {
-  const digits = Array.from(crypto.getRandomValues(new Uint8Array(12)), (b) => String(b % 10)).join("");
+  const digits = Array.from(crypto.getRandomValues(new Uint8Array(12)), (b) => String(b % 10)).join(
+    "",
+  );
   const id = new TextEncoder().encode(digits.replace(/^0/, "1") + ":");
   const bytes = new Uint8Array(33);
   bytes.set(id);

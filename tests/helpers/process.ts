@@ -36,7 +36,11 @@ export interface RunResult {
   stderr: string;
 }
 
-export async function runSosvault(dir: string, args: string[], env: Record<string, string>): Promise<RunResult> {
+export async function runSosvault(
+  dir: string,
+  args: string[],
+  env: Record<string, string>,
+): Promise<RunResult> {
   const out = await new Deno.Command("deno", {
     args: [...sosvaultArgs(dir), ...args],
     env: { ...baseEnv(), ...env },
@@ -48,7 +52,11 @@ export async function runSosvault(dir: string, args: string[], env: Record<strin
   }).output();
   const dec = new TextDecoder();
   const result = { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-  await Deno.writeTextFile(`${dir}/process.log`, `$ sosvault ${args.join(" ")}\n${result.stdout}${result.stderr}\n`, { append: true });
+  await Deno.writeTextFile(
+    `${dir}/process.log`,
+    `$ sosvault ${args.join(" ")}\n${result.stdout}${result.stderr}\n`,
+    { append: true },
+  );
   return result;
 }
 
@@ -60,7 +68,10 @@ export interface ServeProcess {
 }
 
 /** Starts `sosvault serve` on a free port and waits for its "listening" log line. */
-export async function serveProcess(dir: string, env: Record<string, string>): Promise<ServeProcess> {
+export async function serveProcess(
+  dir: string,
+  env: Record<string, string>,
+): Promise<ServeProcess> {
   const child = new Deno.Command("deno", {
     args: [...sosvaultArgs(dir), "serve"],
     env: { ...baseEnv(), SOSVAULT_LISTEN: "127.0.0.1:0", ...env },

@@ -4,7 +4,7 @@
  * Jira client talking HTTPS to the fake Jira server with the test CA. Log lines and every
  * response body are kept in memory and written under .test-out/ for the canary sweep.
  */
-import { parseConfig, type Env } from "../../src/config.ts";
+import { type Env, parseConfig } from "../../src/config.ts";
 import { openServices } from "../../src/runtime.ts";
 import { serve } from "../../src/server.ts";
 import type { Services } from "../../src/services.ts";

@@ -4,7 +4,7 @@
  */
 import { startFakeJira } from "./fake_jira_server.ts";
 import { newCanaryPat } from "./canary.ts";
-import { startServer, type StartOptions, type TestServer } from "./server.ts";
+import { type StartOptions, startServer, type TestServer } from "./server.ts";
 
 export interface World {
   jira: Awaited<ReturnType<typeof startFakeJira>>;
@@ -50,10 +50,15 @@ export async function startWorld(options: StartOptions = {}): Promise<World> {
 /** Asserts the contract's error shape and returns the body's error. */
 export function errorOf(res: { status: number; body: unknown; text: string }) {
   const b = res.body as { error?: { code: string; message: string; request_id: string } };
-  if (!b?.error || typeof b.error.code !== "string" || typeof b.error.message !== "string" || !/^req_/.test(b.error.request_id)) {
+  if (
+    !b?.error || typeof b.error.code !== "string" || typeof b.error.message !== "string" ||
+    !/^req_/.test(b.error.request_id)
+  ) {
     throw new Error(`not the contract's error shape: ${res.status} ${res.text}`);
   }
-  if (Object.keys(b).length !== 1 || Object.keys(b.error).sort().join() !== "code,message,request_id") {
+  if (
+    Object.keys(b).length !== 1 || Object.keys(b.error).sort().join() !== "code,message,request_id"
+  ) {
     throw new Error(`extra fields in error: ${res.text}`);
   }
   return b.error;

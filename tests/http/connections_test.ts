@@ -33,8 +33,15 @@ Deno.test("POST /api/jira/connections verifies the PAT with Jira and returns onl
     assert.equal(res.status, 201, res.text);
     const c = res.body;
     assert.deepEqual(Object.keys(c).sort(), [
-      "base_url", "connection_id", "created_at", "expires_at", "jira_user", "key_version",
-      "last_verified_at", "revoked_at", "status",
+      "base_url",
+      "connection_id",
+      "created_at",
+      "expires_at",
+      "jira_user",
+      "key_version",
+      "last_verified_at",
+      "revoked_at",
+      "status",
     ]);
     assert.match(c.connection_id, /^jc_[A-Za-z0-9_-]{32}$/);
     assert.equal(c.status, "connected");
@@ -92,7 +99,10 @@ Deno.test("GET lists only the caller's own connections; GET by id and ?verify=1 
     await w.connect(w.bob);
     const list = await w.server.call("GET", "/api/jira/connections", { token: w.alice.token });
     assert.equal(list.status, 200);
-    assert.deepEqual(list.body.connections.map((c: { connection_id: string }) => c.connection_id).sort(), [a1, a2].sort());
+    assert.deepEqual(
+      list.body.connections.map((c: { connection_id: string }) => c.connection_id).sort(),
+      [a1, a2].sort(),
+    );
 
     const got = await w.server.call("GET", `/api/jira/connections/${a1}`, { token: w.alice.token });
     assert.equal(got.status, 200);
@@ -100,7 +110,9 @@ Deno.test("GET lists only the caller's own connections; GET by id and ?verify=1 
 
     clock.advance(60_000);
     const before = w.jira.jira.requests.length;
-    const verified = await w.server.call("GET", `/api/jira/connections/${a1}?verify=1`, { token: w.alice.token });
+    const verified = await w.server.call("GET", `/api/jira/connections/${a1}?verify=1`, {
+      token: w.alice.token,
+    });
     assert.equal(verified.status, 200, verified.text);
     assert.equal(verified.body.last_verified_at, clock.now().toISOString());
     assert.equal(w.jira.jira.requests.length, before + 1);
@@ -114,7 +126,9 @@ Deno.test("?verify=1 after Jira revoked the PAT is invalid_credentials", async (
   try {
     const id = await w.connect(w.alice);
     w.jira.jira.revokePat(w.alice.pat);
-    const res = await w.server.call("GET", `/api/jira/connections/${id}?verify=1`, { token: w.alice.token });
+    const res = await w.server.call("GET", `/api/jira/connections/${id}?verify=1`, {
+      token: w.alice.token,
+    });
     assert.equal(res.status, 422);
     assert.equal(errorOf(res).code, "invalid_credentials");
     const [event] = await w.server.services.events.list({ type: "verify" });
@@ -130,24 +144,36 @@ Deno.test("DELETE revokes at once, deletes the ciphertext, is idempotent, and an
     const id = await w.connect(w.alice);
     const kv = w.server.services.kv;
     assert.ok((await kv.get(kvKeys.secret(id))).value);
-    const res = await w.server.call("DELETE", `/api/jira/connections/${id}`, { token: w.alice.token });
+    const res = await w.server.call("DELETE", `/api/jira/connections/${id}`, {
+      token: w.alice.token,
+    });
     assert.equal(res.status, 200);
     assert.equal(res.body.status, "revoked");
     assert.match(res.body.revoked_at, ISO);
     assert.equal((await kv.get(kvKeys.secret(id))).value, null, "ciphertext must be gone");
 
-    const again = await w.server.call("DELETE", `/api/jira/connections/${id}`, { token: w.alice.token });
+    const again = await w.server.call("DELETE", `/api/jira/connections/${id}`, {
+      token: w.alice.token,
+    });
     assert.equal(again.status, 200);
     assert.equal(again.body.revoked_at, res.body.revoked_at);
 
-    const status = await w.server.call("GET", `/api/jira/connections/${id}`, { token: w.alice.token });
+    const status = await w.server.call("GET", `/api/jira/connections/${id}`, {
+      token: w.alice.token,
+    });
     assert.equal(status.body.status, "revoked");
 
     const before = w.jira.jira.requests.length;
-    const use = await w.server.call("GET", `/api/jira/connections/${id}?verify=1`, { token: w.alice.token });
+    const use = await w.server.call("GET", `/api/jira/connections/${id}?verify=1`, {
+      token: w.alice.token,
+    });
     assert.equal(use.status, 409);
     assert.equal(errorOf(use).code, "connection_revoked");
-    assert.equal(w.jira.jira.requests.length, before, "Jira must not be called with a revoked connection");
+    assert.equal(
+      w.jira.jira.requests.length,
+      before,
+      "Jira must not be called with a revoked connection",
+    );
   } finally {
     await w.close();
   }
@@ -159,21 +185,36 @@ Deno.test("expiry is exact against the injected clock: connected at expires_at-1
   try {
     const id = await w.connect(w.alice);
     const expiresAt = Date.parse(
-      (await w.server.call("GET", `/api/jira/connections/${id}`, { token: w.alice.token })).body.expires_at,
+      (await w.server.call("GET", `/api/jira/connections/${id}`, { token: w.alice.token })).body
+        .expires_at,
     );
     clock.set(expiresAt - 1);
-    const ok = await w.server.call("GET", `/api/jira/connections/${id}?verify=1`, { token: w.alice.token });
+    const ok = await w.server.call("GET", `/api/jira/connections/${id}?verify=1`, {
+      token: w.alice.token,
+    });
     assert.equal(ok.status, 200);
     assert.equal(ok.body.status, "connected");
 
     clock.set(expiresAt);
-    const use = await w.server.call("GET", `/api/jira/connections/${id}?verify=1`, { token: w.alice.token });
+    const use = await w.server.call("GET", `/api/jira/connections/${id}?verify=1`, {
+      token: w.alice.token,
+    });
     assert.equal(use.status, 409);
     assert.equal(errorOf(use).code, "connection_expired");
-    const status = await w.server.call("GET", `/api/jira/connections/${id}`, { token: w.alice.token });
+    const status = await w.server.call("GET", `/api/jira/connections/${id}`, {
+      token: w.alice.token,
+    });
     assert.equal(status.body.status, "expired");
-    assert.equal((await w.server.services.kv.get(kvKeys.secret(id))).value, null, "expired ciphertext is deleted");
-    assert.equal((await w.server.services.events.list({ type: "expire" })).length, 1, "exactly one expire event");
+    assert.equal(
+      (await w.server.services.kv.get(kvKeys.secret(id))).value,
+      null,
+      "expired ciphertext is deleted",
+    );
+    assert.equal(
+      (await w.server.services.events.list({ type: "expire" })).length,
+      1,
+      "exactly one expire event",
+    );
   } finally {
     await w.close();
   }
@@ -184,11 +225,13 @@ Deno.test("bob cannot read, verify, revoke or use alice's connection, and cannot
   try {
     const id = await w.connect(w.alice);
     const random = "jc_" + "A".repeat(32);
-    for (const [method, path] of [
-      ["GET", `/api/jira/connections/${id}`],
-      ["GET", `/api/jira/connections/${id}?verify=1`],
-      ["DELETE", `/api/jira/connections/${id}`],
-    ] as const) {
+    for (
+      const [method, path] of [
+        ["GET", `/api/jira/connections/${id}`],
+        ["GET", `/api/jira/connections/${id}?verify=1`],
+        ["DELETE", `/api/jira/connections/${id}`],
+      ] as const
+    ) {
       const theirs = await w.server.call(method, path, { token: w.bob.token });
       const none = await w.server.call(method, path.replace(id, random), { token: w.bob.token });
       assert.equal(theirs.status, 404);
@@ -199,7 +242,9 @@ Deno.test("bob cannot read, verify, revoke or use alice's connection, and cannot
     }
     const list = await w.server.call("GET", "/api/jira/connections", { token: w.bob.token });
     assert.deepEqual(list.body.connections, []);
-    const still = await w.server.call("GET", `/api/jira/connections/${id}`, { token: w.alice.token });
+    const still = await w.server.call("GET", `/api/jira/connections/${id}`, {
+      token: w.alice.token,
+    });
     assert.equal(still.body.status, "connected");
     const denied = await w.server.services.events.list({ type: "denied", user: "bob" });
     assert.equal(denied.filter((e) => e.connection_id === id).length, 3);

@@ -8,7 +8,10 @@ import { startFakeJira } from "../helpers/fake_jira_server.ts";
 import type { FakeJiraMode } from "../../src/jira/fake/mod.ts";
 
 async function connectWith(w: World, base: string, pat = w.alice.pat) {
-  return await w.server.call("POST", "/api/jira/connections", { token: w.alice.token, json: { base_url: base, pat } });
+  return await w.server.call("POST", "/api/jira/connections", {
+    token: w.alice.token,
+    json: { base_url: base, pat },
+  });
 }
 
 const MODES: Array<[FakeJiraMode, number, string, RegExp]> = [

@@ -12,19 +12,32 @@ Deno.test("GET /api/security-events is for admins: bob gets forbidden, alice see
     assert.equal(denied.status, 403);
     assert.equal(errorOf(denied).code, "forbidden");
 
-    const res = await w.server.call("GET", "/api/security-events?user=bob", { token: w.alice.token });
+    const res = await w.server.call("GET", "/api/security-events?user=bob", {
+      token: w.alice.token,
+    });
     assert.equal(res.status, 200);
     const types = res.body.events.map((e: { type: string }) => e.type);
     assert.deepEqual(types, ["revoke", "connect"], "newest first");
     for (const e of res.body.events) {
       assert.deepEqual(Object.keys(e).sort(), [
-        "connection_id", "error_code", "id", "issue_key", "outcome", "request_id", "source", "time", "type", "user",
+        "connection_id",
+        "error_code",
+        "id",
+        "issue_key",
+        "outcome",
+        "request_id",
+        "source",
+        "time",
+        "type",
+        "user",
       ]);
       assert.equal(e.user, "bob");
       assert.equal(e.connection_id, id);
       assert.match(e.request_id, /^req_/);
     }
-    const onlyRevoke = await w.server.call("GET", "/api/security-events?type=revoke&limit=1", { token: w.alice.token });
+    const onlyRevoke = await w.server.call("GET", "/api/security-events?type=revoke&limit=1", {
+      token: w.alice.token,
+    });
     assert.equal(onlyRevoke.body.events.length, 1);
   } finally {
     await w.close();

@@ -1,0 +1,21 @@
+import assert from "node:assert/strict";
+import { ENV_VARS } from "../src/config.ts";
+import { REPO_ROOT } from "./helpers/paths.ts";
+
+Deno.test("the README's configuration table lists exactly the variables the code reads", async () => {
+  const readme = await Deno.readTextFile(`${REPO_ROOT}/README.md`);
+  const section = readme.split("## Configuration")[1].split("\n## ")[0];
+  const documented = [...section.matchAll(/^\| `([A-Z_]+)` \|/gm)].map((m) => m[1]);
+  assert.deepEqual(documented, [...ENV_VARS]);
+});
+
+Deno.test("every deno task uses explicit permissions: never -A, and --allow-env lists exactly the config variables", async () => {
+  const { tasks } = JSON.parse(await Deno.readTextFile(`${REPO_ROOT}/deno.json`));
+  for (const [name, cmd] of Object.entries(tasks as Record<string, string>)) {
+    assert.ok(!/(^|\s)(-A|--allow-all)(\s|$)/.test(cmd), `${name} uses -A`);
+  }
+  for (const name of ["dev", "start"]) {
+    const env = /--allow-env=(\S+)/.exec(tasks[name])?.[1].split(",");
+    assert.deepEqual(env, [...ENV_VARS], name);
+  }
+});
