@@ -56,7 +56,10 @@ Deno.test("parseConfig() calls a short or malformed master key by its name and n
     assert.match(all, new RegExp(`TOKEN_VAULT_MASTER_KEY is ${word}`));
     assert.ok(!all.includes(value), "the key value must not be echoed");
   }
-  const prev = problems({ TOKEN_VAULT_MASTER_KEY: KEY_HEX, TOKEN_VAULT_MASTER_KEY_PREVIOUS: "abc123" });
+  const prev = problems({
+    TOKEN_VAULT_MASTER_KEY: KEY_HEX,
+    TOKEN_VAULT_MASTER_KEY_PREVIOUS: "abc123",
+  });
   assert.match(prev.join(), /TOKEN_VAULT_MASTER_KEY_PREVIOUS is malformed/);
   assert.ok(!prev.join().includes("abc123"));
 });
@@ -73,7 +76,10 @@ Deno.test("parseConfig() refuses dev auth and mock mode in production", () => {
 });
 
 Deno.test("parseConfig() allows dev auth only on a loopback listener", () => {
-  assert.match(problems({ SOSVAULT_AUTH: "dev", SOSVAULT_LISTEN: "0.0.0.0:8080" }).join(), /loopback/);
+  assert.match(
+    problems({ SOSVAULT_AUTH: "dev", SOSVAULT_LISTEN: "0.0.0.0:8080" }).join(),
+    /loopback/,
+  );
   const ok = parseConfig({ SOSVAULT_AUTH: "dev", SOSVAULT_LISTEN: "[::1]:9000" });
   assert.equal(ok.masterKey.kind, "dev-generated");
   assert.equal(ok.publicUrl, "http://[::1]:9000");
@@ -88,10 +94,21 @@ Deno.test("parseConfig() reports every bad variable at once, by name", () => {
     SOSVAULT_AUTH: "ldap",
     JIRA_MOCK_MODE: "yes",
   });
-  for (const name of ["JIRA_CONNECTION_TTL_SECONDS", "JIRA_TIMEOUT_SECONDS", "SOSVAULT_LISTEN", "SOSVAULT_AUTH", "JIRA_MOCK_MODE"]) {
+  for (
+    const name of [
+      "JIRA_CONNECTION_TTL_SECONDS",
+      "JIRA_TIMEOUT_SECONDS",
+      "SOSVAULT_LISTEN",
+      "SOSVAULT_AUTH",
+      "JIRA_MOCK_MODE",
+    ]
+  ) {
     assert.ok(all.some((p) => p.startsWith(name)), `${name} should be reported: ${all.join("; ")}`);
   }
-  assert.match(problems({ TOKEN_VAULT_MASTER_KEY: KEY_HEX, JIRA_CONNECTION_TTL_SECONDS: "2592001" }).join(), /at most 2592000/);
+  assert.match(
+    problems({ TOKEN_VAULT_MASTER_KEY: KEY_HEX, JIRA_CONNECTION_TTL_SECONDS: "2592001" }).join(),
+    /at most 2592000/,
+  );
 });
 
 Deno.test("parseConfig() parses host lists, roots and a key file source", () => {
@@ -107,5 +124,8 @@ Deno.test("parseConfig() parses host lists, roots and a key file source", () => 
   assert.equal(c.artifactDir, "/srv/art");
   assert.deepEqual(c.artifactRoots, ["/srv/art", "/var/log/app"]);
   assert.equal(c.publicUrl, "https://sosvault.example.com");
-  assert.match(problems({ TOKEN_VAULT_MASTER_KEY: KEY_HEX, TOKEN_VAULT_MASTER_KEY_FILE: "/x" }).join(), /both set/);
+  assert.match(
+    problems({ TOKEN_VAULT_MASTER_KEY: KEY_HEX, TOKEN_VAULT_MASTER_KEY_FILE: "/x" }).join(),
+    /both set/,
+  );
 });

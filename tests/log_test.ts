@@ -6,7 +6,11 @@ Deno.test("the logger masks secret-named fields at any depth", () => {
   const lines: string[] = [];
   const log = createLogger((l) => lines.push(l));
   const pat = makeDcPat();
-  log.info("x", { request: { headers: { Authorization: `Bearer ${pat}`, accept: "json" } }, pat, nested: [{ token: "t0ken-value" }] });
+  log.info("x", {
+    request: { headers: { Authorization: `Bearer ${pat}`, accept: "json" } },
+    pat,
+    nested: [{ token: "t0ken-value" }],
+  });
   const line = lines[0];
   assert.ok(!line.includes(pat));
   assert.ok(!line.includes("t0ken-value"));
@@ -17,8 +21,14 @@ Deno.test("the logger masks secret-shaped text inside ordinary fields and messag
   const lines: string[] = [];
   const log = createLogger((l) => lines.push(l));
   const pat = makeDcPat();
-  const err = new Error(`upstream said: Authorization: Bearer ${pat}`, { cause: new Error(`echo ${pat}`) });
-  log.error(`failed with ${pat}`, { error: err, body: `{"x":"${pat}"}`, gh: "ghp_" + "a".repeat(36) });
+  const err = new Error(`upstream said: Authorization: Bearer ${pat}`, {
+    cause: new Error(`echo ${pat}`),
+  });
+  log.error(`failed with ${pat}`, {
+    error: err,
+    body: `{"x":"${pat}"}`,
+    gh: "ghp_" + "a".repeat(36),
+  });
   const line = lines[0];
   assert.ok(!line.includes(pat), line);
   assert.ok(!line.includes("ghp_aaaa"));
