@@ -46,7 +46,9 @@ export class ConfigError extends Error {
 export interface Config {
   env: "development" | "production";
   listen: { hostname: string; port: number };
+  /** Base of connect links. When SOSVAULT_PUBLIC_URL is unset it follows the bound address. */
   publicUrl: string;
+  publicUrlExplicit: boolean;
   kvPath: string;
   auth: "tokens" | "dev";
   masterKey: MasterKeySource;
@@ -195,6 +197,7 @@ export function parseConfig(env: Env): Config {
       /\/+$/,
       "",
     ),
+    publicUrlExplicit: c.SOSVAULT_PUBLIC_URL !== undefined,
     kvPath: c.SOSVAULT_KV_PATH,
     auth: c.SOSVAULT_AUTH,
     masterKey: masterKey ?? { kind: "dev-generated", path: devKeyPath(c.SOSVAULT_KV_PATH) },

@@ -29,6 +29,8 @@ export function serve(s: Services): RunningServer {
   const bound = server.addr as Deno.NetAddr;
   const host = bound.hostname.includes(":") ? `[${bound.hostname}]` : bound.hostname;
   const url = `http://${host}:${bound.port}`;
+  // With port 0 (tests, ad-hoc runs) the default public URL must name the port actually bound.
+  if (!s.config.publicUrlExplicit) s.config.publicUrl = url;
   s.log.info("listening", {
     url,
     port: bound.port,

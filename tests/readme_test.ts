@@ -5,7 +5,7 @@ import { REPO_ROOT } from "./helpers/paths.ts";
 Deno.test("the README's configuration table lists exactly the variables the code reads", async () => {
   const readme = await Deno.readTextFile(`${REPO_ROOT}/README.md`);
   const section = readme.split("## Configuration")[1].split("\n## ")[0];
-  const documented = [...section.matchAll(/^\| `([A-Z_]+)` \|/gm)].map((m) => m[1]);
+  const documented = [...section.matchAll(/^\|\s*`([A-Z_]+)`\s*\|/gm)].map((m) => m[1]);
   assert.deepEqual(documented, [...ENV_VARS]);
 });
 
