@@ -1,0 +1,57 @@
+/**
+ * Secret rejection on model-visible inputs (DESIGN.md 7.4). One service, called by the MCP
+ * adapter on every tool argument tree before any tool runs.
+ */
+import { AppError } from "../errors.ts";
+import type { RequestContext } from "../context.ts";
+import type { ConnectionService } from "../connections/service.ts";
+import { fingerprint, type Keyring } from "../vault/cipher.ts";
+import type { EventLog } from "./events.ts";
+import type { Logger } from "../log.ts";
+import { findSecret } from "./secret_scan.ts";
+
+const SAFE_PATH = /^\$(\.[A-Za-z_][A-Za-z0-9_]{0,40}|\[\d{1,4}\])*$/;
+
+export class SecretGuard {
+  constructor(
+    private d: { connections: ConnectionService; keyring: Keyring; events: EventLog; log: Logger },
+  ) {}
+
+  /**
+   * Security: stops tokens, keys and the caller's own PATs from entering tool calls, where
+   * they would sit in the model's transcript. The value is never echoed.
+   */
+  async check(ctx: RequestContext, args: unknown): Promise<void> {
+    let known: Set<string> | undefined;
+    const keys = [this.d.keyring.current, this.d.keyring.previous].filter((k) => k !== undefined);
+    const isKnownSecret = async (candidate: string) => {
+      known ??= await this.d.connections.fingerprintsOf(ctx.user);
+      if (known.size === 0) return false;
+      for (const key of keys) if (known.has(await fingerprint(key, candidate))) return true;
+      return false;
+    };
+    const hit = await findSecret(args, isKnownSecret);
+    if (!hit) return;
+    if (hit.detector === "too_complex") {
+      throw new AppError("invalid_input", "the arguments are too large or too deeply nested to check: send plain, small values");
+    }
+    // A key name may itself be the secret: name the field only when it looks like a field name.
+    const where = SAFE_PATH.test(hit.path) ? ` in ${hit.path.replace(/^\$\.?/, "") || "the arguments"}` : "";
+    this.d.log.warn("secret_rejected", { request_id: ctx.requestId, detector: hit.detector, length: hit.length });
+    await this.d.events.record({
+      type: "secret_rejected",
+      outcome: "failure",
+      user: ctx.user,
+      request_id: ctx.requestId,
+      source: ctx.source,
+      error_code: "secret_rejected",
+    });
+    const exposed = hit.detector === "known_secret"
+      ? " It matches the personal access token of one of your connections, so that token has now been seen by the assistant: revoke it in Jira, and connect again with a new one."
+      : "";
+    throw new AppError(
+      "secret_rejected",
+      `The arguments contain what looks like a secret (${hit.detector})${where}. Never paste tokens or keys into the chat: to connect Jira, call jira_connect and enter your token on the page it opens.${exposed}`,
+    );
+  }
+}
