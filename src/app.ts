@@ -8,8 +8,10 @@ import { errorResponse } from "./http/errors.ts";
 import { type AppEnv, bearerAuth, hardenResponses, requestId } from "./http/middleware.ts";
 import { connectionRoutes } from "./http/connections.ts";
 import { securityEventRoutes } from "./http/security_events.ts";
+import { connectPageRoutes } from "./http/connect_page.ts";
+import { McpSessions } from "./mcp/sessions.ts";
 
-export function createApp(s: Services): Hono<AppEnv> {
+export function createApp(s: Services, mcp: McpSessions = new McpSessions(s)): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   app.use("*", requestId(), hardenResponses());
 
@@ -25,6 +27,27 @@ export function createApp(s: Services): Hono<AppEnv> {
   app.use("/api/*", auth);
   app.route("/api/jira/connections", connectionRoutes(s));
   app.route("/api/security-events", securityEventRoutes(s));
+
+  app.route(
+    "/connect",
+    connectPageRoutes({
+      links: s.connectLinks,
+      connections: s.connections,
+      log: s.log,
+      publicUrl: () => s.config.publicUrl,
+      allowedHosts: s.config.allowedHosts,
+    }),
+  );
+
+  app.use("/mcp", auth);
+  app.all("/mcp", async (c) => {
+    // Security: a browser page on another origin must not drive the MCP endpoint (DNS rebinding).
+    const origin = c.req.header("origin");
+    if (origin && origin !== new URL(s.config.publicUrl).origin) {
+      throw new AppError("forbidden", "requests to /mcp from this Origin are not allowed");
+    }
+    return await mcp.handle(c.req.raw, c.get("user").name, c.get("requestId"));
+  });
 
   app.notFound((c) =>
     errorResponse(c, new AppError("not_found", "no such route: see the API in the README"), s.log)

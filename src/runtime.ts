@@ -17,12 +17,17 @@ import { EventLog } from "./security/events.ts";
 import { UserStore } from "./users/users.ts";
 import type { Services } from "./services.ts";
 import { VERSION } from "./version.ts";
+import { SecretGuard } from "./security/secret_guard.ts";
+import { AttachmentService } from "./attachments/service.ts";
+import { ConnectLinks } from "./connect/links.ts";
+import { httpsUploader, inProcessUploader, type Uploader } from "./jira/upload.ts";
 
 export interface RuntimeOptions {
   clock?: Clock;
   logSink?: LogSink;
   /** Replaces the Jira transport (tests of the client's failure handling). */
   transport?: JiraTransport;
+  uploader?: Uploader;
 }
 
 export async function openServices(
@@ -49,11 +54,15 @@ export async function openServices(
     );
   }
   let transport = options.transport;
-  if (!transport && config.mockMode) {
+  let uploader = options.uploader;
+  if (config.mockMode) {
     const fake = mockModeJira();
-    transport = inProcessTransport((req) => fake.fetch(req));
+    transport ??= inProcessTransport((req) => fake.fetch(req));
+    uploader ??= inProcessUploader((req) => fake.fetch(req));
   }
-  transport ??= httpTransport(config.caFile ? await Deno.readTextFile(config.caFile) : undefined);
+  const caPem = config.caFile ? await Deno.readTextFile(config.caFile) : undefined;
+  transport ??= httpTransport(caPem);
+  uploader ??= httpsUploader({ caPem });
   const jira = new JiraClient({ transport, timeoutMs: config.jiraTimeoutMs });
   const events = new EventLog(kv, log, clock, config.eventRetentionDays);
   const connections = new ConnectionService({
@@ -75,6 +84,21 @@ export async function openServices(
     users: new UserStore(kv, clock),
     connections,
     events,
+    keyring,
+    attachments: new AttachmentService({
+      connections,
+      jira,
+      uploader,
+      events,
+      policy: {
+        artifactDir: config.artifactDir,
+        roots: config.artifactRoots,
+        maxBytes: config.attachmentMaxBytes,
+      },
+      idleTimeoutMs: config.jiraTimeoutMs,
+    }),
+    connectLinks: new ConnectLinks(kv, clock, () => config.publicUrl),
+    secretGuard: new SecretGuard({ connections, keyring, events, log }),
     version: VERSION,
   };
 }

@@ -1,5 +1,6 @@
 /** Serves the app until the signal aborts; logs the bound address (port 0 picks a free one). */
 import { createApp } from "./app.ts";
+import { McpSessions } from "./mcp/sessions.ts";
 import type { Services } from "./services.ts";
 
 export interface RunningServer {
@@ -10,7 +11,8 @@ export interface RunningServer {
 }
 
 export function serve(s: Services): RunningServer {
-  const app = createApp(s);
+  const mcp = new McpSessions(s);
+  const app = createApp(s, mcp);
   const { hostname, port } = s.config.listen;
   const server = Deno.serve({
     hostname,
@@ -41,6 +43,9 @@ export function serve(s: Services): RunningServer {
     url,
     port: bound.port,
     finished: server.finished,
-    shutdown: () => server.shutdown(),
+    shutdown: async () => {
+      await mcp.closeAll();
+      await server.shutdown();
+    },
   };
 }

@@ -5,6 +5,10 @@ import type { Logger } from "./log.ts";
 import type { ConnectionService } from "./connections/service.ts";
 import type { EventLog } from "./security/events.ts";
 import type { UserStore } from "./users/users.ts";
+import type { SecretGuard } from "./security/secret_guard.ts";
+import type { AttachmentService } from "./attachments/service.ts";
+import type { ConnectLinks } from "./connect/links.ts";
+import type { Keyring } from "./vault/cipher.ts";
 
 export interface Services {
   config: Config;
@@ -14,5 +18,9 @@ export interface Services {
   users: UserStore;
   connections: ConnectionService;
   events: EventLog;
+  attachments: AttachmentService;
+  connectLinks: ConnectLinks;
+  secretGuard: SecretGuard;
+  keyring: Keyring;
   version: string;
 }

@@ -63,8 +63,62 @@ const NOT_FOUND =
   "No connection with this id exists for you: list your connections, or connect again";
 const MAX_PAT_LENGTH = 1024;
 
+/** Work in flight on a connection: aborted when the connection is revoked or expires. */
+export interface InflightUse {
+  signal: AbortSignal;
+  release(): void;
+}
+
 export class ConnectionService {
+  readonly #inflight = new Map<string, Set<AbortController>>();
+
   constructor(private d: ConnectionServiceDeps) {}
+
+  /**
+   * Security: a revoke must stop uploads already in flight, on this instance at once and on
+   * any other instance sharing the KV store through a watch on the record; expiry stops them
+   * at expires_at.
+   */
+  track(connection: ConnectionRecord, parent?: AbortSignal): InflightUse {
+    const id = connection.connection_id;
+    const controller = new AbortController();
+    const set = this.#inflight.get(id) ?? new Set();
+    set.add(controller);
+    this.#inflight.set(id, set);
+    const abort = (reason: AppError) => {
+      if (!controller.signal.aborted) controller.abort(reason);
+    };
+    const onParent = () => abort(new AppError("invalid_input", "The request was cancelled"));
+    parent?.addEventListener("abort", onParent, { once: true });
+    const untilExpiry = Date.parse(connection.expires_at) - this.d.clock().getTime();
+    const timer = setTimeout(
+      () => abort(expiredDuringUse()),
+      Math.max(0, Math.min(untilExpiry, 2 ** 31 - 1)),
+    );
+    const reader = this.d.store.watch(id).getReader();
+    (async () => {
+      try {
+        for (;;) {
+          const { done, value } = await reader.read();
+          if (done) return;
+          const status = value[0].value?.status;
+          if (status !== "connected") {
+            return abort(status === "expired" ? expiredDuringUse() : revokedDuringUse());
+          }
+        }
+      } catch { /* the watch ended with the use */ }
+    })();
+    return {
+      signal: controller.signal,
+      release: () => {
+        clearTimeout(timer);
+        parent?.removeEventListener("abort", onParent);
+        reader.cancel().catch(() => {});
+        set.delete(controller);
+        if (set.size === 0) this.#inflight.delete(id);
+      },
+    };
+  }
 
   validateBaseUrl(input: string): string {
     return normaliseBaseUrl(input, this.d.allowedHosts, { allowInternal: this.d.anyHost });
@@ -156,6 +210,7 @@ export class ConnectionService {
   async revoke(ctx: RequestContext, id: string): Promise<PublicConnection> {
     const current = await this.owned(ctx, id);
     const record = await this.closeAs(current, "revoked", ctx);
+    this.abortInflight(id);
     await this.d.events.record({
       type: "revoke",
       outcome: "success",
@@ -225,6 +280,7 @@ export class ConnectionService {
       if (!current || current.value.status === "revoked") continue;
       if (onlyUser && current.value.user !== onlyUser) continue;
       await this.closeAs(current, "revoked", ctx);
+      this.abortInflight(id);
       await this.d.events.record({
         type: "revoke",
         outcome: "success",
@@ -236,6 +292,10 @@ export class ConnectionService {
       count++;
     }
     return count;
+  }
+
+  private abortInflight(id: string) {
+    for (const c of this.#inflight.get(id) ?? []) c.abort(revokedDuringUse());
   }
 
   /** Fingerprints of the caller's usable PATs, for recognising one pasted into a tool call. */
@@ -324,6 +384,17 @@ export class ConnectionService {
     );
   }
 }
+
+const revokedDuringUse = () =>
+  new AppError(
+    "connection_revoked",
+    "The connection was revoked while this request was in flight: it was cancelled. Connect again to continue",
+  );
+const expiredDuringUse = () =>
+  new AppError(
+    "connection_expired",
+    "The connection expired while this request was in flight: it was cancelled. Connect again to continue",
+  );
 
 function checkPatFormat(pat: string): string {
   // Security: the message never echoes the token, only what is wrong with its form.

@@ -114,6 +114,11 @@ export class ConnectionStore {
     return res.ok ? next : null;
   }
 
+  /** A stream of the record's values: the current one first, then every change (any instance). */
+  watch(id: string): ReadableStream<[Deno.KvEntryMaybe<ConnectionRecord>]> {
+    return this.kv.watch<[ConnectionRecord]>([kvKeys.connection(id)]);
+  }
+
   /** Every connection id (for incident response and key rotation). */
   async *allIds(): AsyncGenerator<string> {
     for await (const e of this.kv.list({ prefix: kvKeys.allConnections() })) yield String(e.key[1]);

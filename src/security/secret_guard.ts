@@ -33,11 +33,20 @@ export class SecretGuard {
     const hit = await findSecret(args, isKnownSecret);
     if (!hit) return;
     if (hit.detector === "too_complex") {
-      throw new AppError("invalid_input", "the arguments are too large or too deeply nested to check: send plain, small values");
+      throw new AppError(
+        "invalid_input",
+        "the arguments are too large or too deeply nested to check: send plain, small values",
+      );
     }
     // A key name may itself be the secret: name the field only when it looks like a field name.
-    const where = SAFE_PATH.test(hit.path) ? ` in ${hit.path.replace(/^\$\.?/, "") || "the arguments"}` : "";
-    this.d.log.warn("secret_rejected", { request_id: ctx.requestId, detector: hit.detector, length: hit.length });
+    const where = SAFE_PATH.test(hit.path)
+      ? ` in ${hit.path.replace(/^\$\.?/, "") || "the arguments"}`
+      : "";
+    this.d.log.warn("secret_rejected", {
+      request_id: ctx.requestId,
+      detector: hit.detector,
+      length: hit.length,
+    });
     await this.d.events.record({
       type: "secret_rejected",
       outcome: "failure",

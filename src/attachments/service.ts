@@ -1,0 +1,157 @@
+/**
+ * Listing and attaching files on Jira issues, on the caller's own connection. Checks run in the
+ * order that keeps bytes home: the artifact first, then the connection, then Jira's own upload
+ * limit, and only then the streamed upload.
+ */
+import { AppError } from "../errors.ts";
+import type { RequestContext } from "../context.ts";
+import type { ConnectionService } from "../connections/service.ts";
+import { codeOf } from "../connections/service.ts";
+import type { JiraClient } from "../jira/client.ts";
+import {
+  type AttachmentInfo,
+  attachmentSettings,
+  listIssueAttachments,
+  normaliseIssueKey,
+} from "../jira/attachments.ts";
+import { uploadAttachment, type Uploader } from "../jira/upload.ts";
+import type { EventLog } from "../security/events.ts";
+import { type ArtifactPolicy, attachmentName, resolveArtifact } from "./artifacts.ts";
+
+export interface AttachmentServiceDeps {
+  connections: ConnectionService;
+  jira: JiraClient;
+  uploader: Uploader;
+  events: EventLog;
+  policy: ArtifactPolicy;
+  idleTimeoutMs: number;
+}
+
+export interface AttachInput {
+  connection_id: string;
+  issue_key: string;
+  artifact_ref: string;
+  filename?: string;
+}
+
+export interface AttachResult {
+  issue_key: string;
+  attachment: Omit<AttachmentInfo, "author">;
+  replaced_duplicates: false;
+  existing_same_name: string[];
+}
+
+export type Progress = (done: number, total: number, message?: string) => Promise<void> | void;
+
+export class AttachmentService {
+  constructor(private d: AttachmentServiceDeps) {}
+
+  async list(ctx: RequestContext, connectionId: string, issueKey: string) {
+    const key = normaliseIssueKey(issueKey);
+    const event = {
+      type: "list" as const,
+      user: ctx.user,
+      connection_id: connectionId,
+      issue_key: key,
+      request_id: ctx.requestId,
+      source: ctx.source,
+    };
+    try {
+      const cred = await this.d.connections.use(ctx, connectionId);
+      const result = await listIssueAttachments(
+        this.d.jira,
+        cred.connection.base_url,
+        cred.pat,
+        key,
+      );
+      await this.d.events.record({ ...event, outcome: "success" });
+      return result;
+    } catch (err) {
+      await this.d.events.record({ ...event, outcome: "failure", error_code: codeOf(err) });
+      throw err;
+    }
+  }
+
+  async attach(
+    ctx: RequestContext,
+    input: AttachInput,
+    progress: Progress,
+    signal?: AbortSignal,
+  ): Promise<AttachResult> {
+    const key = normaliseIssueKey(input.issue_key);
+    const event = {
+      type: "attach" as const,
+      user: ctx.user,
+      connection_id: input.connection_id,
+      issue_key: key,
+      request_id: ctx.requestId,
+      source: ctx.source,
+    };
+    try {
+      const artifact = await resolveArtifact(input.artifact_ref, ctx.user, this.d.policy);
+      const filename = attachmentName(input.filename, artifact.name);
+      const cred = await this.d.connections.use(ctx, input.connection_id);
+      const base = cred.connection.base_url;
+      const settings = await attachmentSettings(this.d.jira, base, cred.pat);
+      if (!settings.enabled) {
+        throw new AppError(
+          "forbidden",
+          "attachments are disabled on this Jira: ask its administrator",
+        );
+      }
+      if (settings.uploadLimit !== null && artifact.size > settings.uploadLimit) {
+        throw new AppError(
+          "payload_too_large",
+          `the file is ${artifact.size} bytes, above this Jira's attachment limit of ${settings.uploadLimit} bytes: ask the Jira administrator, or split the file`,
+        );
+      }
+      const existing = await listIssueAttachments(this.d.jira, base, cred.pat, key);
+      const sameName = existing.attachments.filter((a) => a.filename === filename).map((a) => a.id);
+
+      const use = this.d.connections.track(cred.connection, signal);
+      let uploaded: AttachmentInfo[];
+      try {
+        await progress(0, artifact.size, `uploading ${filename}`);
+        uploaded = await uploadAttachment(this.d.uploader, {
+          baseUrl: base,
+          issueKey: existing.issue_key,
+          pat: cred.pat,
+          filePath: artifact.path,
+          filename,
+          size: artifact.size,
+          signal: use.signal,
+          idleTimeoutMs: this.d.idleTimeoutMs,
+          onProgress: (sent, total) => void progress(sent, total),
+        });
+      } catch (err) {
+        throw use.signal.aborted && use.signal.reason instanceof AppError ? use.signal.reason : err;
+      } finally {
+        use.release();
+      }
+      const first = uploaded[0];
+      if (!first) {
+        throw new AppError(
+          "upstream_unavailable",
+          "Jira accepted the upload but returned no attachment",
+        );
+      }
+      await progress(artifact.size, artifact.size, "done");
+      await this.d.events.record({ ...event, issue_key: existing.issue_key, outcome: "success" });
+      return {
+        issue_key: existing.issue_key,
+        attachment: {
+          id: first.id,
+          filename: first.filename,
+          size: first.size,
+          mime_type: first.mime_type,
+          created: first.created,
+        },
+        replaced_duplicates: false,
+        existing_same_name: sameName,
+      };
+    } catch (err) {
+      await this.d.events.record({ ...event, outcome: "failure", error_code: codeOf(err) });
+      throw err;
+    }
+  }
+}

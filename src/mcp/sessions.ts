@@ -1,0 +1,150 @@
+/**
+ * Streamable HTTP sessions. Each session has its own transport and MCP server and belongs to
+ * the user who initialised it; another user presenting its id gets the same answer as for an
+ * unknown session (and a `denied` event). Idle sessions are closed.
+ */
+import { WebStandardStreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js";
+import { isInitializeRequest } from "@modelcontextprotocol/sdk/types.js";
+import type { Server } from "@modelcontextprotocol/sdk/server/index.js";
+import { randomId } from "../ids.ts";
+import type { Services } from "../services.ts";
+import { createMcpServer } from "./server.ts";
+
+interface Session {
+  user: string;
+  transport: WebStandardStreamableHTTPServerTransport;
+  server: Server;
+  lastSeen: number;
+}
+
+export interface McpSessionOptions {
+  idleMs: number;
+  maxPerUser: number;
+  maxBodyBytes: number;
+}
+
+const DEFAULTS: McpSessionOptions = {
+  idleMs: 30 * 60_000,
+  maxPerUser: 32,
+  maxBodyBytes: 1024 * 1024,
+};
+
+export class McpSessions {
+  readonly #sessions = new Map<string, Session>();
+  readonly #o: McpSessionOptions;
+  readonly #sweeper: ReturnType<typeof setInterval>;
+
+  constructor(private s: Services, options: Partial<McpSessionOptions> = {}) {
+    this.#o = { ...DEFAULTS, ...options };
+    this.#sweeper = setInterval(() => this.sweep(), Math.min(60_000, this.#o.idleMs));
+    Deno.unrefTimer(this.#sweeper);
+  }
+
+  get size(): number {
+    return this.#sessions.size;
+  }
+
+  async handle(req: Request, user: string, requestId: string): Promise<Response> {
+    const sid = req.headers.get("mcp-session-id");
+    const authInfo = { token: "", clientId: user, scopes: [], extra: { user } };
+    if (sid) {
+      const session = this.#sessions.get(sid);
+      if (!session || session.user !== user) {
+        if (session) {
+          await this.s.events.record({
+            type: "denied",
+            outcome: "failure",
+            user,
+            request_id: requestId,
+            source: "mcp",
+            error_code: "not_found",
+          });
+        }
+        // Security: another user's session looks exactly like an expired one.
+        return rpcError(404, -32001, "Session not found: initialize a new MCP session");
+      }
+      session.lastSeen = this.s.clock().getTime();
+      return await session.transport.handleRequest(req, { authInfo });
+    }
+    if (req.method !== "POST") {
+      return rpcError(400, -32000, "Bad Request: Mcp-Session-Id header is required");
+    }
+    const body = await readBody(req, this.#o.maxBodyBytes);
+    if (body === TOO_LARGE) return rpcError(413, -32600, "Request body too large");
+    if (body === undefined) return rpcError(400, -32700, "Parse error: the body must be JSON");
+    const isInit = Array.isArray(body) ? body.some(isInitializeRequest) : isInitializeRequest(body);
+    if (!isInit) return rpcError(400, -32000, "Bad Request: Mcp-Session-Id header is required");
+    return await this.open(req, user, body, authInfo);
+  }
+
+  private async open(
+    req: Request,
+    user: string,
+    body: unknown,
+    authInfo: { token: string; clientId: string; scopes: string[]; extra: Record<string, unknown> },
+  ): Promise<Response> {
+    this.evictOldestOf(user);
+    const server = createMcpServer(this.s, user, this.s.version);
+    const transport: WebStandardStreamableHTTPServerTransport =
+      new WebStandardStreamableHTTPServerTransport({
+        sessionIdGenerator: () => randomId("mcp_", 24),
+        onsessioninitialized: (id: string) => {
+          this.#sessions.set(id, { user, transport, server, lastSeen: this.s.clock().getTime() });
+        },
+        onsessionclosed: (id: string) => {
+          this.#sessions.delete(id);
+        },
+      });
+    await server.connect(transport);
+    const res = await transport.handleRequest(req, { parsedBody: body, authInfo });
+    if (!transport.sessionId) await server.close();
+    return res;
+  }
+
+  private evictOldestOf(user: string) {
+    const mine = [...this.#sessions.entries()].filter(([, v]) => v.user === user);
+    if (mine.length < this.#o.maxPerUser) return;
+    mine.sort((a, b) => a[1].lastSeen - b[1].lastSeen);
+    void this.close(mine[0][0]);
+  }
+
+  async close(id: string) {
+    const session = this.#sessions.get(id);
+    if (!session) return;
+    this.#sessions.delete(id);
+    await session.server.close().catch(() => {});
+  }
+
+  /** Closes sessions idle for longer than the limit. */
+  sweep() {
+    const cutoff = this.s.clock().getTime() - this.#o.idleMs;
+    for (const [id, session] of this.#sessions) {
+      if (session.lastSeen < cutoff) void this.close(id);
+    }
+  }
+
+  async closeAll() {
+    clearInterval(this.#sweeper);
+    await Promise.all([...this.#sessions.keys()].map((id) => this.close(id)));
+  }
+}
+
+const TOO_LARGE = Symbol("too large");
+
+async function readBody(req: Request, max: number): Promise<unknown | typeof TOO_LARGE> {
+  if (Number(req.headers.get("content-length") ?? 0) > max) return TOO_LARGE;
+  const buf = await req.arrayBuffer();
+  if (buf.byteLength > max) return TOO_LARGE;
+  try {
+    return JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(buf));
+  } catch {
+    return undefined;
+  }
+}
+
+function rpcError(status: number, code: number, message: string): Response {
+  return new Response(JSON.stringify({ jsonrpc: "2.0", error: { code, message }, id: null }), {
+    status,
+    headers: { "content-type": "application/json" },
+  });
+}
