@@ -7,6 +7,7 @@ export interface RunningServer {
   url: string;
   port: number;
   finished: Promise<void>;
+  sessions: McpSessions;
   shutdown(): Promise<void>;
 }
 
@@ -43,6 +44,7 @@ export function serve(s: Services): RunningServer {
     url,
     port: bound.port,
     finished: server.finished,
+    sessions: mcp,
     shutdown: async () => {
       await mcp.closeAll();
       await server.shutdown();

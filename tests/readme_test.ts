@@ -19,3 +19,11 @@ Deno.test("every deno task uses explicit permissions: never -A, and --allow-env 
     assert.deepEqual(env, [...ENV_VARS], name);
   }
 });
+
+Deno.test("the README's MCP tool table lists exactly the live tools, in order", async () => {
+  const { TOOLS } = await import("../src/mcp/tools/mod.ts");
+  const readme = await Deno.readTextFile(`${REPO_ROOT}/README.md`);
+  const section = readme.split("## MCP endpoint")[1].split("\n## ")[0];
+  const documented = [...section.matchAll(/^\|\s*`([a-z_]+)`\s*\|/gm)].map((m) => m[1]);
+  assert.deepEqual(documented, TOOLS.map((t) => t.name));
+});

@@ -8,6 +8,7 @@ import { type Env, parseConfig } from "../../src/config.ts";
 import { openServices } from "../../src/runtime.ts";
 import { serve } from "../../src/server.ts";
 import type { Services } from "../../src/services.ts";
+import type { McpSessions } from "../../src/mcp/sessions.ts";
 import type { JiraTransport } from "../../src/jira/transport.ts";
 import { freshDir, TEST_CA_FILE } from "./paths.ts";
 import type { TestClock } from "./clock.ts";
@@ -21,6 +22,7 @@ export interface TestServer {
   url: string;
   dir: string;
   services: Services;
+  sessions: McpSessions;
   logs: string[];
   env: Env;
   /** Calls the API and records the whole response (status, headers, body) for the sweep. */
@@ -82,6 +84,7 @@ export async function startServer(options: StartOptions = {}): Promise<TestServe
     url: server.url,
     dir,
     services,
+    sessions: server.sessions,
     logs,
     env,
     async call(method, path, init = {}) {

@@ -111,3 +111,35 @@ Deno.test("a browser page on another origin cannot drive /mcp", async () => {
     await w.close();
   }
 });
+
+Deno.test("an idle MCP session is closed after the idle limit (injected clock), and its id then answers 404", async () => {
+  const { TestClock } = await import("../helpers/clock.ts");
+  const clock = new TestClock();
+  const w = await startWorld({ clock });
+  const alice = await connectMcp(w.server.url, w.alice.token);
+  try {
+    const sid = alice.transport.sessionId!;
+    assert.equal(w.server.sessions.size, 1);
+    clock.advance(29 * 60_000);
+    w.server.sessions.sweep();
+    assert.equal((await alice.client.listTools()).tools.length, 5, "still alive before the limit");
+    clock.advance(31 * 60_000);
+    w.server.sessions.sweep();
+    assert.equal(w.server.sessions.size, 0);
+    const res = await fetch(`${w.server.url}/mcp`, {
+      method: "POST",
+      headers: {
+        authorization: `Bearer ${w.alice.token}`,
+        "content-type": "application/json",
+        accept: "application/json, text/event-stream",
+        "mcp-session-id": sid,
+      },
+      body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/list" }),
+    });
+    assert.equal(res.status, 404);
+    await res.body?.cancel();
+  } finally {
+    await alice.close();
+    await w.close();
+  }
+});
