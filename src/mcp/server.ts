@@ -100,7 +100,9 @@ export function createMcpServer(s: Services, user: string, version: string): Ser
           try {
             const answer = await server.elicitInput(
               { mode: "url", message, url, elicitationId: crypto.randomUUID() },
-              { signal: extra.signal, timeout: 120_000 },
+              // Sent on this call's own response stream: the session's standalone GET stream may
+              // not be open (or may never be, for some clients).
+              { signal: extra.signal, timeout: 120_000, relatedRequestId: extra.requestId },
             );
             return answer.action === "accept";
           } catch {
