@@ -53,7 +53,8 @@ export async function largeAttach(mib: number, dir: string) {
     JIRA_ALLOWED_HOSTS: "127.0.0.1",
     JIRA_ATTACHMENT_MAX_BYTES: String(4 * 1024 * 1024 * 1024),
   };
-  const token = JSON.parse((await runSosvault(dir, ["users", "add", "bench", "--json"], env)).stdout).token;
+  const token =
+    JSON.parse((await runSosvault(dir, ["users", "add", "bench", "--json"], env)).stdout).token;
   await Deno.mkdir(`${dir}/artifacts/bench`, { recursive: true, mode: 0o700 });
   const path = `${dir}/artifacts/bench/large-${mib}MiB.bin`;
   const sha = await writeFile(path, mib * 1024 * 1024);
@@ -70,7 +71,11 @@ export async function largeAttach(mib: number, dir: string) {
     const idleRss = statusKiB(pid, "VmRSS");
     const idlePeak = statusKiB(pid, "VmHWM");
     const started = performance.now();
-    const result = await mcp.call("jira_attach_artifact", { connection_id, issue_key: "BENCH-1", artifact_ref: path });
+    const result = await mcp.call("jira_attach_artifact", {
+      connection_id,
+      issue_key: "BENCH-1",
+      artifact_ref: path,
+    });
     const seconds = (performance.now() - started) / 1000;
     await mcp.close();
     if (result.isError) throw new Error(result.content[0].text);
