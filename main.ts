@@ -11,6 +11,8 @@ import { consoleIO, EXIT_CONFIG, EXIT_USAGE } from "./src/cli/io.ts";
 import { type CliFlags, usersCommand } from "./src/cli/users.ts";
 import { connectionsCommand } from "./src/cli/connections.ts";
 import { eventsCommand } from "./src/cli/events.ts";
+import { doctorCommand } from "./src/cli/doctor.ts";
+import { locateCat, locateSos } from "./src/sos/locate.ts";
 import { VERSION } from "./src/version.ts";
 import { redactText } from "./src/log.ts";
 
@@ -24,6 +26,7 @@ usage:
   sosvault users remove NAME
   sosvault connections revoke-all [--user NAME]
   sosvault events [--type T] [--user U] [--since ISO] [--limit N] [--json]
+  sosvault doctor [--user NAME] [--sudoers]   # check this host; --sudoers prints only the rules
 
 Configuration comes from the environment; see the README.`;
 
@@ -41,6 +44,7 @@ async function main(argv: string[]): Promise<number> {
         type: { type: "string" },
         since: { type: "string" },
         limit: { type: "string" },
+        sudoers: { type: "boolean" },
         help: { type: "boolean", short: "h" },
         version: { type: "boolean" },
       },
@@ -59,9 +63,21 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const [command = "serve", ...args] = positionals;
-  if (!["serve", "users", "connections", "events"].includes(command)) {
+  if (!["serve", "users", "connections", "events", "doctor"].includes(command)) {
     console.error(`sosvault: unknown command '${command}'\n\n${HELP}`);
     return EXIT_USAGE;
+  }
+
+  const flags = values as CliFlags;
+  const doctorDeps = async () => ({
+    sosPath: await locateSos(),
+    catPath: await locateCat(),
+    user: flags.user,
+    sudoersOnly: flags.sudoers === true,
+  });
+  // The sudoers rules depend only on this host, so printing them needs no key or vault.
+  if (command === "doctor" && flags.sudoers) {
+    return await doctorCommand(null, consoleIO, await doctorDeps());
   }
 
   const env = readEnv();
@@ -69,7 +85,6 @@ async function main(argv: string[]): Promise<number> {
   for (const name of SECRET_ENV_VARS) Deno.env.delete(name);
   const config = parseConfig(env);
   const services = await openServices(config);
-  const flags = values as CliFlags;
   try {
     switch (command) {
       case "serve": {
@@ -87,6 +102,9 @@ async function main(argv: string[]): Promise<number> {
         return await connectionsCommand(services, args, flags, consoleIO);
       case "events":
         return await eventsCommand(services, args, flags, consoleIO);
+      case "doctor":
+        if (args.length > 0) return consoleIO.usage("doctor [--user NAME] [--sudoers]");
+        return await doctorCommand(services, consoleIO, await doctorDeps());
     }
     return EXIT_USAGE;
   } finally {

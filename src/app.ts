@@ -9,6 +9,7 @@ import { type AppEnv, bearerAuth, hardenResponses, requestId } from "./http/midd
 import { connectionRoutes } from "./http/connections.ts";
 import { securityEventRoutes } from "./http/security_events.ts";
 import { connectPageRoutes } from "./http/connect_page.ts";
+import { consentRoutes } from "./http/consents.ts";
 import { McpSessions } from "./mcp/sessions.ts";
 
 export function createApp(s: Services, mcp: McpSessions = new McpSessions(s)): Hono<AppEnv> {
@@ -27,6 +28,7 @@ export function createApp(s: Services, mcp: McpSessions = new McpSessions(s)): H
   app.use("/api/*", auth);
   app.route("/api/jira/connections", connectionRoutes(s));
   app.route("/api/security-events", securityEventRoutes(s));
+  app.route("/api/sos/consents", consentRoutes(s));
 
   app.route(
     "/connect",

@@ -21,6 +21,11 @@ import { SecretGuard } from "./security/secret_guard.ts";
 import { AttachmentService } from "./attachments/service.ts";
 import { ConnectLinks } from "./connect/links.ts";
 import { httpsUploader, inProcessUploader, type Uploader } from "./jira/upload.ts";
+import { SosService } from "./sos/report.ts";
+import { FetchService } from "./sos/fetch.ts";
+import { ConsentService } from "./sos/consent.ts";
+import { type CommandRunner, processRunner } from "./sos/runner.ts";
+import { locateSos } from "./sos/locate.ts";
 
 export interface RuntimeOptions {
   clock?: Clock;
@@ -28,6 +33,13 @@ export interface RuntimeOptions {
   /** Replaces the Jira transport (tests of the client's failure handling). */
   transport?: JiraTransport;
   uploader?: Uploader;
+  /** The command runner for sudo/sos (tests of failure paths inject their own programs). */
+  runner?: CommandRunner;
+  /** Where to look for sos (default /usr/sbin/sos, /usr/bin/sos). */
+  sosCandidates?: string[];
+  /** How long generate_sosreport waits before answering `running`. */
+  sosWaitMs?: number;
+  sosTimeoutMs?: number;
 }
 
 export async function openServices(
@@ -76,9 +88,35 @@ export async function openServices(
     allowedHosts: config.allowedHosts,
     anyHost: config.mockMode,
   });
+  const runner = options.runner ?? processRunner;
+  const consents = new ConsentService(kv, clock, events);
+  const sos = new SosService({
+    kv,
+    clock,
+    log,
+    events,
+    consents,
+    runner,
+    sosPath: await locateSos(options.sosCandidates),
+    host: hostName(),
+    timeoutMs: options.sosTimeoutMs ?? config.sosTimeoutSeconds * 1000,
+    waitMs: options.sosWaitMs ?? 25_000,
+  });
+  await sos.recoverInterrupted();
   return {
     config,
     kv,
+    sos,
+    consents,
+    fetch: new FetchService({
+      sos,
+      events,
+      log,
+      runner,
+      artifactDir: config.artifactDir,
+      catPath: "/usr/bin/cat",
+      timeoutMs: config.sosTimeoutSeconds * 1000,
+    }),
     clock,
     log,
     users: new UserStore(kv, clock),
@@ -101,6 +139,15 @@ export async function openServices(
     secretGuard: new SecretGuard({ connections, keyring, events, log }),
     version: VERSION,
   };
+}
+
+/** The host name keys the one-sosreport-per-host lock; KV may be shared by several hosts. */
+function hostName(): string {
+  try {
+    return Deno.hostname();
+  } catch {
+    return "localhost";
+  }
 }
 
 async function openKv(path: string): Promise<Deno.Kv> {

@@ -1,6 +1,7 @@
 /** Serves the app until the signal aborts; logs the bound address (port 0 picks a free one). */
 import { createApp } from "./app.ts";
 import { McpSessions } from "./mcp/sessions.ts";
+import { sweepArtifacts } from "./sos/janitor.ts";
 import type { Services } from "./services.ts";
 
 export interface RunningServer {
@@ -34,6 +35,13 @@ export function serve(s: Services): RunningServer {
   const url = `http://${host}:${bound.port}`;
   // With port 0 (tests, ad-hoc runs) the default public URL must name the port actually bound.
   if (!s.config.publicUrlExplicit) s.config.publicUrl = url;
+  // Fetched sosreport copies are deleted once older than SOSVAULT_ARTIFACT_TTL_SECONDS.
+  const ttlMs = s.config.artifactTtlSeconds * 1000;
+  const sweep = () =>
+    void sweepArtifacts(s.config.artifactDir, ttlMs, s.clock, s.log).catch(() => {});
+  sweep();
+  const janitor = setInterval(sweep, Math.min(ttlMs / 4, 3_600_000));
+  Deno.unrefTimer(janitor);
   s.log.info("listening", {
     url,
     port: bound.port,
@@ -46,6 +54,7 @@ export function serve(s: Services): RunningServer {
     finished: server.finished,
     sessions: mcp,
     shutdown: async () => {
+      clearInterval(janitor);
       await mcp.closeAll();
       await server.shutdown();
     },

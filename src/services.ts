@@ -9,6 +9,9 @@ import type { SecretGuard } from "./security/secret_guard.ts";
 import type { AttachmentService } from "./attachments/service.ts";
 import type { ConnectLinks } from "./connect/links.ts";
 import type { Keyring } from "./vault/cipher.ts";
+import type { SosService } from "./sos/report.ts";
+import type { FetchService } from "./sos/fetch.ts";
+import type { ConsentService } from "./sos/consent.ts";
 
 export interface Services {
   config: Config;
@@ -22,5 +25,8 @@ export interface Services {
   connectLinks: ConnectLinks;
   secretGuard: SecretGuard;
   keyring: Keyring;
+  sos: SosService;
+  fetch: FetchService;
+  consents: ConsentService;
   version: string;
 }

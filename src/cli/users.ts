@@ -66,4 +66,5 @@ export interface CliFlags {
   type?: string;
   since?: string;
   limit?: string;
+  sudoers?: boolean;
 }

@@ -109,6 +109,34 @@ export function createMcpServer(s: Services, user: string, version: string): Ser
             return false;
           }
         },
+        confirm: async (message) => {
+          if (!server.getClientCapabilities()?.elicitation) return null;
+          const caps = server.getClientCapabilities()?.elicitation as {
+            form?: unknown;
+            url?: unknown;
+          };
+          // A client declaring only URL mode cannot show a form.
+          if (caps.url && !caps.form) return null;
+          const answer = await server.elicitInput({
+            mode: "form",
+            message,
+            requestedSchema: {
+              type: "object",
+              properties: {
+                confirm: {
+                  type: "boolean",
+                  title: "Yes, run it now",
+                  description: "Run sos report as root on this host",
+                },
+              },
+              required: ["confirm"],
+            },
+          }, { signal: extra.signal, timeout: 300_000, relatedRequestId: extra.requestId }).catch(
+            () => null,
+          );
+          if (!answer) return null;
+          return answer.action === "accept" && answer.content?.confirm === true;
+        },
       };
       const out = await tool.run(run, parsed.data);
       return okResult(out as Record<string, unknown>);

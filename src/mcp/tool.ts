@@ -23,6 +23,8 @@ export interface ToolRun {
   signal: AbortSignal;
   /** Asks the client to open a URL (URL-mode elicitation) when it supports that; false otherwise. */
   openUrl(url: string, message: string): Promise<boolean>;
+  /** Asks the human to confirm through a client form: true/false, or null when unsupported. */
+  confirm(message: string): Promise<boolean | null>;
 }
 
 // deno-lint-ignore no-explicit-any

@@ -12,11 +12,55 @@ export function sosvaultArgs(dir: string, extraRead: string[] = []): string[] {
     "--unstable-kv",
     "--no-prompt",
     "--allow-net=127.0.0.1",
-    `--allow-read=${[dir, TLS_DIR, ...extraRead].join(",")}`,
+    `--allow-read=${
+      [
+        dir,
+        TLS_DIR,
+        "/usr/bin/sos",
+        "/usr/sbin/sos",
+        "/usr/bin/cat",
+        "/bin/cat",
+        "/var/tmp",
+        ...extraRead,
+      ].join(",")
+    }`,
     `--allow-write=${dir}`,
     `--allow-env=${ENV_VARS.join(",")}`,
+    "--allow-run=sudo,sysctl",
+    "--allow-sys=hostname,userInfo,uid,gid",
     `${REPO_ROOT}/main.ts`,
   ];
+}
+
+/** Runs deno directly, or as another OS user through sudo (root only), keeping only `env`. */
+function command(
+  cwd: string,
+  args: string[],
+  env: Record<string, string>,
+  asUser?: string,
+): Deno.Command {
+  const full = { ...baseEnv(), ...env };
+  const io = {
+    env: full,
+    clearEnv: true,
+    cwd,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  } as const;
+  if (!asUser) return new Deno.Command("deno", { args, ...io });
+  return new Deno.Command("sudo", {
+    args: [
+      "-n",
+      "-u",
+      asUser,
+      `--preserve-env=${Object.keys(full).join(",")}`,
+      "--",
+      "deno",
+      ...args,
+    ],
+    ...io,
+  });
 }
 
 /** What Deno itself needs to find its cache; nothing of the test's own environment leaks. */
@@ -40,16 +84,9 @@ export async function runSosvault(
   dir: string,
   args: string[],
   env: Record<string, string>,
+  options: { asUser?: string } = {},
 ): Promise<RunResult> {
-  const out = await new Deno.Command("deno", {
-    args: [...sosvaultArgs(dir), ...args],
-    env: { ...baseEnv(), ...env },
-    clearEnv: true,
-    cwd: dir,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
+  const out = await command(dir, [...sosvaultArgs(dir), ...args], env, options.asUser).output();
   const dec = new TextDecoder();
   const result = { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
   await Deno.writeTextFile(
@@ -71,16 +108,14 @@ export interface ServeProcess {
 export async function serveProcess(
   dir: string,
   env: Record<string, string>,
+  options: { asUser?: string } = {},
 ): Promise<ServeProcess> {
-  const child = new Deno.Command("deno", {
-    args: [...sosvaultArgs(dir), "serve"],
-    env: { ...baseEnv(), SOSVAULT_LISTEN: "127.0.0.1:0", ...env },
-    clearEnv: true,
-    cwd: dir,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
+  const child = command(
+    dir,
+    [...sosvaultArgs(dir), "serve"],
+    { SOSVAULT_LISTEN: "127.0.0.1:0", ...env },
+    options.asUser,
+  ).spawn();
   const lines: string[] = [];
   const log = await Deno.open(`${dir}/serve.log`, { append: true, create: true });
   const enc = new TextEncoder();
@@ -109,6 +144,7 @@ export async function serveProcess(
   clearTimeout(timeout);
   const stop = async () => {
     try {
+      // Through sudo, TERM reaches sudo, which relays it to the server.
       child.kill("SIGTERM");
     } catch { /* already gone */ }
     const { code } = await child.status;

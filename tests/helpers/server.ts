@@ -53,6 +53,9 @@ export interface StartOptions {
   transport?: JiraTransport;
   /** Reuse a directory (and so its KV file) from an earlier server. */
   dir?: string;
+  sosWaitMs?: number;
+  sosTimeoutMs?: number;
+  sosCandidates?: string[];
 }
 
 export async function startServer(options: StartOptions = {}): Promise<TestServer> {
@@ -74,6 +77,9 @@ export async function startServer(options: StartOptions = {}): Promise<TestServe
   const services = await openServices(parseConfig(env), {
     clock: options.clock?.now,
     transport: options.transport,
+    sosWaitMs: options.sosWaitMs,
+    sosTimeoutMs: options.sosTimeoutMs,
+    sosCandidates: options.sosCandidates,
     logSink: (line) => {
       logs.push(line);
       logFile.writeSync(enc.encode(line + "\n"));

@@ -43,7 +43,7 @@ Deno.test("the MCP Inspector CLI lists the tools and calls jira_connection_statu
     const list = await inspector([...target, "--method", "tools/list"]);
     assert.equal(list.code, 0, list.stderr);
     const names = (list.json as { tools: Array<{ name: string }> }).tools.map((t) => t.name);
-    assert.ok(names.includes("jira_connection_status") && names.length === 5, names.join());
+    assert.ok(names.includes("jira_connection_status") && names.length === 8, names.join());
 
     const call = await inspector([
       ...target,

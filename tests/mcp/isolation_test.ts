@@ -71,7 +71,7 @@ Deno.test("bob's token on alice's MCP session id is rejected exactly like an unk
     assert.equal((await noAuth.json()).error.code, "unauthenticated");
     // alice's session still works
     const { tools } = await alice.client.listTools();
-    assert.equal(tools.length, 5);
+    assert.equal(tools.length, 8);
     assert.ok(
       (await w.server.services.events.list({ type: "denied", user: "bob" })).some((e) =>
         e.source === "mcp"
@@ -122,7 +122,7 @@ Deno.test("an idle MCP session is closed after the idle limit (injected clock), 
     assert.equal(w.server.sessions.size, 1);
     clock.advance(29 * 60_000);
     w.server.sessions.sweep();
-    assert.equal((await alice.client.listTools()).tools.length, 5, "still alive before the limit");
+    assert.equal((await alice.client.listTools()).tools.length, 8, "still alive before the limit");
     clock.advance(31 * 60_000);
     w.server.sessions.sweep();
     assert.equal(w.server.sessions.size, 0);

@@ -5,6 +5,9 @@ import { jiraConnectionStatus } from "./jira_connection_status.ts";
 import { jiraListAttachments } from "./jira_list_attachments.ts";
 import { jiraAttachArtifact } from "./jira_attach_artifact.ts";
 import { jiraRevokeConnection } from "./jira_revoke_connection.ts";
+import { generateSosreport } from "./generate_sosreport.ts";
+import { sosreportStatus } from "./sosreport_status.ts";
+import { fetchSosreport } from "./fetch_sosreport.ts";
 
 export const TOOLS: readonly ToolDef[] = [
   jiraConnect,
@@ -12,4 +15,7 @@ export const TOOLS: readonly ToolDef[] = [
   jiraListAttachments,
   jiraAttachArtifact,
   jiraRevokeConnection,
+  generateSosreport,
+  sosreportStatus,
+  fetchSosreport,
 ];

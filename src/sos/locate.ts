@@ -1,0 +1,137 @@
+/**
+ * Finding sos (and cat) once at start, and asking sos its version without root. Also the small
+ * child-process runner these probes and `sosvault doctor` share.
+ */
+
+export const SOS_CANDIDATES = ["/usr/sbin/sos", "/usr/bin/sos"] as const;
+export const CAT_CANDIDATES = ["/usr/bin/cat", "/bin/cat"] as const;
+
+/** Security: children start from an empty environment plus these (DESIGN.md 7.6). */
+export const CHILD_ENV = { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", LANG: "C.UTF-8" } as const;
+
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+  /** Set when the program could not be started at all (not installed, not permitted). */
+  spawnError?: string;
+}
+
+export type Runner = (argv: readonly string[]) => Promise<RunResult>;
+
+/**
+ * Runs argv with a cleared environment, from `/`, without stdin, for at most timeoutMs.
+ * Security: cwd `/` because sos (4.0 and later) puts its working directory first on Python's
+ * import path; a writable cwd would let anyone who can write there run code as sos's user.
+ */
+export function clearedRunner(timeoutMs = 15_000): Runner {
+  return async (argv) => {
+    try {
+      const out = await new Deno.Command(argv[0], {
+        args: argv.slice(1),
+        clearEnv: true,
+        env: { ...CHILD_ENV },
+        cwd: "/",
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+        signal: AbortSignal.timeout(timeoutMs),
+      }).output();
+      const text = new TextDecoder();
+      return { code: out.code, stdout: text.decode(out.stdout), stderr: text.decode(out.stderr) };
+    } catch (err) {
+      const e = err as Error;
+      return { code: -1, stdout: "", stderr: "", spawnError: `${e.name}: ${e.message}` };
+    }
+  };
+}
+
+/** The first candidate that is an executable regular file (symlinks followed), or null. */
+export async function locateExecutable(candidates: readonly string[]): Promise<string | null> {
+  for (const path of candidates) {
+    let info: Deno.FileInfo;
+    try {
+      info = await Deno.stat(path);
+    } catch (err) {
+      // A missing Deno permission is a deployment bug, not "sos is not installed": say so.
+      if (err instanceof Deno.errors.NotCapable) throw err;
+      continue;
+    }
+    if (info.isFile && info.mode !== null && (info.mode & 0o111) !== 0) return path;
+  }
+  return null;
+}
+
+/** Where sos is installed: /usr/sbin/sos on RHEL, /usr/bin/sos on Debian and Fedora. */
+export function locateSos(candidates: readonly string[] = SOS_CANDIDATES): Promise<string | null> {
+  return locateExecutable(candidates);
+}
+
+export function locateCat(candidates: readonly string[] = CAT_CANDIDATES): Promise<string | null> {
+  return locateExecutable(candidates);
+}
+
+const VERSION = /\b(\d+\.\d+(?:\.\d+)*)\b/;
+const PRINT_VERSION = "import sos; print(sos.__version__)";
+
+/** Where distributions install the sos Python package (Debian/Ubuntu, then RHEL/Fedora/SUSE). */
+export const SOS_PACKAGE_FILES = [
+  "/usr/lib/python3/dist-packages/sos/__init__.py",
+  ...Array.from({ length: 9 }, (_, i) => `/usr/lib/python3.${i + 6}/site-packages/sos/__init__.py`),
+];
+
+/**
+ * The installed sos version, unprivileged, or null; never throws. Tried in turn:
+ * 1. `sos --version`: only since 2026 (sosreport/sos PR #4326); sos 4.0 … 4.10 answer it with a
+ *    usage error (exit 2).
+ * 2. the interpreter in sos's own `#!` line printing `sos.__version__` (`-I`: no user site, no
+ *    cwd, no PYTHON* variables). Granting a process --allow-run for python lets it leave Deno's
+ *    sandbox, so the server itself should not have it; doctor then falls through to 3.
+ * 3. `__version__ = "…"` read from the package file where distributions install it.
+ */
+export async function sosVersion(
+  sosPath: string,
+  run: Runner = clearedRunner(),
+  packageFiles: readonly string[] = SOS_PACKAGE_FILES,
+): Promise<string | null> {
+  const direct = await run([sosPath, "--version"]);
+  if (direct.code === 0) {
+    const line = direct.stdout.split("\n").find((l) => /\bsos\b/i.test(l)) ?? "";
+    const m = VERSION.exec(line);
+    if (m) return m[1];
+  }
+  const interpreter = await shebang(sosPath);
+  if (interpreter) {
+    const r = await run([...interpreter, "-I", "-c", PRINT_VERSION]);
+    const m = r.code === 0 ? /^(\d+\.\d+(?:\.\d+)*)\s*$/.exec(r.stdout) : null;
+    if (m) return m[1];
+  }
+  for (const file of packageFiles) {
+    try {
+      const m = /^__version__\s*=\s*["'](\d+\.\d+(?:\.\d+)*)["']/m.exec(
+        await Deno.readTextFile(file),
+      );
+      if (m) return m[1];
+    } catch {
+      // not there, or not readable under our permissions: try the next place
+    }
+  }
+  return null;
+}
+
+/** `#!/usr/bin/python3 -s` → ["/usr/bin/python3"]; `#!/usr/bin/env python3` → ["/usr/bin/env", "python3"]. */
+async function shebang(path: string): Promise<string[] | null> {
+  let head: string;
+  try {
+    using file = await Deno.open(path, { read: true });
+    const buf = new Uint8Array(256);
+    const n = await file.read(buf);
+    head = new TextDecoder().decode(buf.subarray(0, n ?? 0)).split("\n")[0];
+  } catch {
+    return null;
+  }
+  const m = /^#!\s*(\/[^\s]+)(?:\s+([^\s]+))?/.exec(head);
+  if (!m) return null;
+  if (/\/env$/.test(m[1])) return m[2] && /^python[0-9.]*$/.test(m[2]) ? [m[1], m[2]] : null;
+  return /\/(platform-)?python[0-9.]*$/.test(m[1]) ? [m[1]] : null;
+}

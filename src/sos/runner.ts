@@ -1,0 +1,127 @@
+/**
+ * Runs a fixed argv without a shell, streaming its output. Security: child processes start with
+ * a cleared environment plus only PATH and LANG (DESIGN.md 7.6), so no secret of ours reaches
+ * them; from `/`, because sos puts its working directory on Python's import path; and nothing
+ * from a model ever becomes an argument.
+ */
+
+import { CHILD_ENV } from "./locate.ts";
+
+export interface RunOptions {
+  timeoutMs: number;
+  /** After TERM, how long to wait before KILL. */
+  killGraceMs?: number;
+  /** Each line of stdout and stderr as it arrives. */
+  onLine?: (line: string) => void;
+}
+
+export interface RunResult {
+  code: number | null;
+  signal: string | null;
+  timedOut: boolean;
+  /** The last 64 KiB of combined output, for parsing and for the log. */
+  output: string;
+  /** Set when the program could not be started at all. */
+  spawnError?: "not_found" | "permission_denied";
+}
+
+export type CommandRunner = (argv: readonly string[], options: RunOptions) => Promise<RunResult>;
+
+const TAIL = 64 * 1024;
+
+export const processRunner: CommandRunner = async (argv, options) => {
+  let child: Deno.ChildProcess;
+  try {
+    child = new Deno.Command(argv[0], {
+      args: argv.slice(1),
+      clearEnv: true,
+      env: { ...CHILD_ENV },
+      cwd: "/",
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) {
+      return { code: null, signal: null, timedOut: false, output: "", spawnError: "not_found" };
+    }
+    if (err instanceof Deno.errors.PermissionDenied || err instanceof Deno.errors.NotCapable) {
+      return {
+        code: null,
+        signal: null,
+        timedOut: false,
+        output: "",
+        spawnError: "permission_denied",
+      };
+    }
+    throw err;
+  }
+  let output = "";
+  const pump = async (stream: ReadableStream<Uint8Array>) => {
+    let partial = "";
+    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+      output = (output + chunk).slice(-TAIL);
+      partial += chunk;
+      const lines = partial.split(/\r\n|\r|\n/);
+      partial = lines.pop() ?? "";
+      for (const line of lines) options.onLine?.(line);
+    }
+    if (partial) options.onLine?.(partial);
+  };
+  let timedOut = false;
+  let killTimer: ReturnType<typeof setTimeout> | undefined;
+  const termTimer = setTimeout(() => {
+    timedOut = true;
+    try {
+      child.kill("SIGTERM");
+    } catch { /* already gone */ }
+    // sudo relays TERM to sos; KILL (which sudo cannot relay) only if TERM was not enough.
+    killTimer = setTimeout(() => {
+      try {
+        child.kill("SIGKILL");
+      } catch { /* already gone */ }
+    }, options.killGraceMs ?? 10_000);
+  }, options.timeoutMs);
+  const [status] = await Promise.all([child.status, pump(child.stdout), pump(child.stderr)]);
+  clearTimeout(termTimer);
+  clearTimeout(killTimer);
+  return { code: status.signal ? null : status.code, signal: status.signal, timedOut, output };
+};
+
+/** Streams a program's stdout into a writable, for `sudo -n cat <archive>`. */
+export async function streamCommand(
+  argv: readonly string[],
+  sink: WritableStream<Uint8Array>,
+  timeoutMs: number,
+): Promise<{ code: number | null; stderr: string; spawnError?: RunResult["spawnError"] }> {
+  let child: Deno.ChildProcess;
+  try {
+    child = new Deno.Command(argv[0], {
+      args: argv.slice(1),
+      clearEnv: true,
+      env: { ...CHILD_ENV },
+      cwd: "/",
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) {
+      return { code: null, stderr: "", spawnError: "not_found" };
+    }
+    return { code: null, stderr: "", spawnError: "permission_denied" };
+  }
+  const timer = setTimeout(() => {
+    try {
+      child.kill("SIGKILL");
+    } catch { /* gone */ }
+  }, timeoutMs);
+  const stderr = new Response(child.stderr).text();
+  try {
+    await child.stdout.pipeTo(sink);
+  } finally {
+    clearTimeout(timer);
+  }
+  const status = await child.status;
+  return { code: status.success ? 0 : status.code, stderr: (await stderr).slice(-4096) };
+}
