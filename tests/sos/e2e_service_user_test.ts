@@ -77,7 +77,11 @@ Deno.test({
     });
     assert.equal(add.code, 0, add.stderr);
     const token = JSON.parse(add.stdout).token;
-    const doctor = await runSosvault(dir, ["doctor"], env, { asUser: SERVICE_USER });
+    // Jira's reachability is checked per allowed host on port 443; the fake Jira listens on a
+    // random port, so doctor runs here without the allow-list (its Jira check is then skipped).
+    const doctor = await runSosvault(dir, ["doctor"], { ...env, JIRA_ALLOWED_HOSTS: "" }, {
+      asUser: SERVICE_USER,
+    });
     assert.equal(
       doctor.code,
       0,
@@ -182,13 +186,15 @@ Deno.test({
       (await runSosvault(dir, ["users", "add", "ops", "--json"], env, { asUser: NO_RULE_USER }))
         .stdout,
     ).token;
-    const doctor = await runSosvault(dir, ["doctor"], env, { asUser: NO_RULE_USER });
+    const doctor = await runSosvault(dir, ["doctor"], { ...env, JIRA_ALLOWED_HOSTS: "" }, {
+      asUser: NO_RULE_USER,
+    });
     assert.notEqual(doctor.code, 0);
     assert.match(doctor.stdout + doctor.stderr, /FAIL.*sudo/i);
     assert.match(
       doctor.stdout,
       new RegExp(
-        `${NO_RULE_USER} ALL=\\(root\\) NOPASSWD: /usr/(s)?bin/sos report --batch --tmp-dir /var/tmp --name linux-mcp-sos`,
+        `${NO_RULE_USER} ALL=\\(root\\) CWD=/ NOPASSWD: /usr/(s)?bin/sos report --batch --tmp-dir /var/tmp --name linux-mcp-sos`,
       ),
     );
     const server = await serveProcess(dir, env, { asUser: NO_RULE_USER });
