@@ -69,3 +69,8 @@ export function toAppError(err: unknown): AppError {
 export function errorBody(err: AppError, requestId: string): ErrorBody {
   return { error: { code: err.code, message: err.message, request_id: requestId } };
 }
+
+/** The contract code of anything thrown (unknown errors are `unexpected_error`). */
+export function errorCodeOf(err: unknown): ErrorCode {
+  return err instanceof AppError ? err.code : "unexpected_error";
+}

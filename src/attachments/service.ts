@@ -56,20 +56,10 @@ export class AttachmentService {
       request_id: ctx.requestId,
       source: ctx.source,
     };
-    try {
+    return await this.d.events.around(event, async () => {
       const cred = await this.d.connections.use(ctx, connectionId);
-      const result = await listIssueAttachments(
-        this.d.jira,
-        cred.connection.base_url,
-        cred.pat,
-        key,
-      );
-      await this.d.events.record({ ...event, outcome: "success" });
-      return result;
-    } catch (err) {
-      await this.d.events.record({ ...event, outcome: "failure", error_code: codeOf(err) });
-      throw err;
-    }
+      return await listIssueAttachments(this.d.jira, cred.connection.base_url, cred.pat, key);
+    });
   }
 
   async attach(

@@ -9,6 +9,7 @@
  */
 import { Hono } from "hono";
 import type { Context } from "hono";
+import { readLimited } from "./json_body.ts";
 import { AppError, toAppError } from "../errors.ts";
 import { newRequestId } from "../ids.ts";
 import type { Logger } from "../log.ts";
@@ -173,34 +174,12 @@ async function readForm(req: Request): Promise<FormFields> {
 }
 
 async function readLimitedText(req: Request, limit: number): Promise<string> {
-  const tooLarge = () =>
-    new AppError("payload_too_large", `The form is larger than ${limit / 1024} KiB.`);
-  if (Number(req.headers.get("content-length") ?? "0") > limit) throw tooLarge();
-  if (!req.body) return "";
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  const reader = req.body.getReader();
-  try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      total += value.byteLength;
-      if (total > limit) {
-        await reader.cancel();
-        throw tooLarge();
-      }
-      chunks.push(value);
-    }
-  } catch (err) {
-    if (err instanceof AppError) throw err;
-    throw new AppError("invalid_input", "The form could not be read completely: submit it again.");
-  }
-  const bytes = new Uint8Array(total);
-  let offset = 0;
-  for (const ch of chunks) {
-    bytes.set(ch, offset);
-    offset += ch.byteLength;
-  }
+  const bytes = await readLimited(
+    req,
+    limit,
+    () => new AppError("payload_too_large", `The form is larger than ${limit / 1024} KiB.`),
+    "The form could not be read completely: submit it again.",
+  );
   try {
     return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
   } catch {

@@ -42,9 +42,18 @@ export async function readJsonBody<S extends z.ZodType>(
   return parsed.data;
 }
 
-async function readLimited(req: Request, limit: number): Promise<Uint8Array> {
+/**
+ * Reads a request body up to `limit` bytes, enforcing the cap while reading (a lying or absent
+ * Content-Length cannot make us buffer more). Over the cap: `tooLarge()`.
+ */
+export async function readLimited(
+  req: Request,
+  limit: number,
+  tooLarge: () => AppError = () => tooLargeBody(limit),
+  unreadable = "the request body could not be read completely",
+): Promise<Uint8Array> {
   const declared = Number(req.headers.get("content-length") ?? "NaN");
-  if (declared > limit) throw tooLarge(limit);
+  if (declared > limit) throw tooLarge();
   if (!req.body) return new Uint8Array();
   const chunks: Uint8Array[] = [];
   let total = 0;
@@ -56,13 +65,13 @@ async function readLimited(req: Request, limit: number): Promise<Uint8Array> {
       total += value.byteLength;
       if (total > limit) {
         await reader.cancel();
-        throw tooLarge(limit);
+        throw tooLarge();
       }
       chunks.push(value);
     }
   } catch (err) {
     if (err instanceof AppError) throw err;
-    throw new AppError("invalid_input", "the request body could not be read completely");
+    throw new AppError("invalid_input", unreadable);
   }
   const out = new Uint8Array(total);
   let offset = 0;
@@ -73,7 +82,7 @@ async function readLimited(req: Request, limit: number): Promise<Uint8Array> {
   return out;
 }
 
-function tooLarge(limit: number) {
+function tooLargeBody(limit: number) {
   return new AppError("payload_too_large", `the request body is larger than ${limit / 1024} KiB`);
 }
 

@@ -7,6 +7,8 @@ import { WebStandardStreamableHTTPServerTransport } from "@modelcontextprotocol/
 import { isInitializeRequest } from "@modelcontextprotocol/sdk/types.js";
 import type { Server } from "@modelcontextprotocol/sdk/server/index.js";
 import { randomId } from "../ids.ts";
+import { AppError } from "../errors.ts";
+import { readLimited } from "../http/json_body.ts";
 import type { Services } from "../services.ts";
 import { createMcpServer } from "./server.ts";
 
@@ -132,11 +134,15 @@ export class McpSessions {
 const TOO_LARGE = Symbol("too large");
 
 async function readBody(req: Request, max: number): Promise<unknown | typeof TOO_LARGE> {
-  if (Number(req.headers.get("content-length") ?? 0) > max) return TOO_LARGE;
-  const buf = await req.arrayBuffer();
-  if (buf.byteLength > max) return TOO_LARGE;
+  let bytes: Uint8Array;
   try {
-    return JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(buf));
+    bytes = await readLimited(req, max);
+  } catch (err) {
+    if (err instanceof AppError && err.code === "payload_too_large") return TOO_LARGE;
+    return undefined;
+  }
+  try {
+    return JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
   } catch {
     return undefined;
   }

@@ -6,7 +6,7 @@ import { kvKeys } from "../kv_keys.ts";
 import { timeOrderedId } from "../ids.ts";
 import type { Logger } from "../log.ts";
 import type { Clock } from "../clock.ts";
-import type { ErrorCode } from "../errors.ts";
+import { type ErrorCode, errorCodeOf } from "../errors.ts";
 
 export const EVENT_TYPES = [
   "connect",
@@ -76,6 +76,18 @@ export class EventLog {
       expireIn: this.retentionDays * 86_400_000,
     });
     return event;
+  }
+
+  /** Runs `fn` and records its outcome as one event: success, or failure with the error's code. */
+  async around<T>(input: Omit<EventInput, "outcome">, fn: () => Promise<T>): Promise<T> {
+    try {
+      const result = await fn();
+      await this.record({ ...input, outcome: "success" });
+      return result;
+    } catch (err) {
+      await this.record({ ...input, outcome: "failure", error_code: errorCodeOf(err) });
+      throw err;
+    }
   }
 
   /** Newest first. Retention is also enforced here, since KV expiry is not exact. */

@@ -7,7 +7,6 @@ import { createHash } from "node:crypto";
 import { basename, dirname, normalize } from "node:path";
 import { AppError } from "../errors.ts";
 import type { RequestContext } from "../context.ts";
-import { codeOf } from "../connections/service.ts";
 import { randomId } from "../ids.ts";
 import type { EventLog } from "../security/events.ts";
 import type { Logger } from "../log.ts";
@@ -47,15 +46,10 @@ export class FetchService {
       request_id: ctx.requestId,
       source: ctx.source,
     };
-    try {
+    return await this.d.events.around(event, async () => {
       const { path, expected } = await this.resolve(ctx, input);
-      const result = await this.copy(ctx.user, path, expected);
-      await this.d.events.record({ ...event, outcome: "success" });
-      return result;
-    } catch (err) {
-      await this.d.events.record({ ...event, outcome: "failure", error_code: codeOf(err) });
-      throw err;
-    }
+      return await this.copy(ctx.user, path, expected);
+    });
   }
 
   private async resolve(ctx: RequestContext, input: { job_id?: string; archive_path?: string }) {

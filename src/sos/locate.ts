@@ -3,11 +3,10 @@
  * child-process runner these probes and `sosvault doctor` share.
  */
 
+import { clearedCommand } from "./runner.ts";
+
 export const SOS_CANDIDATES = ["/usr/sbin/sos", "/usr/bin/sos"] as const;
 export const CAT_CANDIDATES = ["/usr/bin/cat", "/bin/cat"] as const;
-
-/** Security: children start from an empty environment plus these (DESIGN.md 7.6). */
-export const CHILD_ENV = { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", LANG: "C.UTF-8" } as const;
 
 export interface RunResult {
   code: number;
@@ -27,16 +26,7 @@ export type Runner = (argv: readonly string[]) => Promise<RunResult>;
 export function clearedRunner(timeoutMs = 15_000): Runner {
   return async (argv) => {
     try {
-      const out = await new Deno.Command(argv[0], {
-        args: argv.slice(1),
-        clearEnv: true,
-        env: { ...CHILD_ENV },
-        cwd: "/",
-        stdin: "null",
-        stdout: "piped",
-        stderr: "piped",
-        signal: AbortSignal.timeout(timeoutMs),
-      }).output();
+      const out = await clearedCommand(argv, AbortSignal.timeout(timeoutMs)).output();
       const text = new TextDecoder();
       return { code: out.code, stdout: text.decode(out.stdout), stderr: text.decode(out.stderr) };
     } catch (err) {

@@ -5,7 +5,30 @@
  * from a model ever becomes an argument.
  */
 
-import { CHILD_ENV } from "./locate.ts";
+/** Security: children start from an empty environment plus these (DESIGN.md 7.6). */
+export const CHILD_ENV = { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", LANG: "C.UTF-8" } as const;
+
+/** The only way sosvault starts a program: no shell, cleared environment, from /, no stdin. */
+export function clearedCommand(argv: readonly string[], signal?: AbortSignal): Deno.Command {
+  return new Deno.Command(argv[0], {
+    args: argv.slice(1),
+    clearEnv: true,
+    env: { ...CHILD_ENV },
+    cwd: "/",
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    signal,
+  });
+}
+
+function spawnError(err: unknown): RunResult["spawnError"] {
+  if (err instanceof Deno.errors.NotFound) return "not_found";
+  if (err instanceof Deno.errors.PermissionDenied || err instanceof Deno.errors.NotCapable) {
+    return "permission_denied";
+  }
+  throw err;
+}
 
 export interface RunOptions {
   timeoutMs: number;
@@ -32,29 +55,9 @@ const TAIL = 64 * 1024;
 export const processRunner: CommandRunner = async (argv, options) => {
   let child: Deno.ChildProcess;
   try {
-    child = new Deno.Command(argv[0], {
-      args: argv.slice(1),
-      clearEnv: true,
-      env: { ...CHILD_ENV },
-      cwd: "/",
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
+    child = clearedCommand(argv).spawn();
   } catch (err) {
-    if (err instanceof Deno.errors.NotFound) {
-      return { code: null, signal: null, timedOut: false, output: "", spawnError: "not_found" };
-    }
-    if (err instanceof Deno.errors.PermissionDenied || err instanceof Deno.errors.NotCapable) {
-      return {
-        code: null,
-        signal: null,
-        timedOut: false,
-        output: "",
-        spawnError: "permission_denied",
-      };
-    }
-    throw err;
+    return { code: null, signal: null, timedOut: false, output: "", spawnError: spawnError(err) };
   }
   let output = "";
   const pump = async (stream: ReadableStream<Uint8Array>) => {
@@ -96,20 +99,9 @@ export async function streamCommand(
 ): Promise<{ code: number | null; stderr: string; spawnError?: RunResult["spawnError"] }> {
   let child: Deno.ChildProcess;
   try {
-    child = new Deno.Command(argv[0], {
-      args: argv.slice(1),
-      clearEnv: true,
-      env: { ...CHILD_ENV },
-      cwd: "/",
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
+    child = clearedCommand(argv).spawn();
   } catch (err) {
-    if (err instanceof Deno.errors.NotFound) {
-      return { code: null, stderr: "", spawnError: "not_found" };
-    }
-    return { code: null, stderr: "", spawnError: "permission_denied" };
+    return { code: null, stderr: "", spawnError: spawnError(err) };
   }
   const timer = setTimeout(() => {
     try {

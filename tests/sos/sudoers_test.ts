@@ -24,7 +24,8 @@ import {
   SOS_LABEL,
   SOS_TMP_DIR,
 } from "../../src/sos/output.ts";
-import { CHILD_ENV, clearedRunner, locateCat, locateSos } from "../../src/sos/locate.ts";
+import { clearedRunner, locateCat, locateSos } from "../../src/sos/locate.ts";
+import { CHILD_ENV } from "../../src/sos/runner.ts";
 import { linkProtectionCheck } from "../../src/cli/doctor.ts";
 
 const USER = "sosvault-t1";
