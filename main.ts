@@ -12,6 +12,8 @@ import { type CliFlags, usersCommand } from "./src/cli/users.ts";
 import { connectionsCommand } from "./src/cli/connections.ts";
 import { eventsCommand } from "./src/cli/events.ts";
 import { doctorCommand } from "./src/cli/doctor.ts";
+import { rotateKeyCommand } from "./src/cli/rotate_key.ts";
+import { requirePreviousKey } from "./src/vault/rotate.ts";
 import { locateCat, locateSos } from "./src/sos/locate.ts";
 import { VERSION } from "./src/version.ts";
 import { redactText } from "./src/log.ts";
@@ -25,6 +27,7 @@ usage:
   sosvault users list [--json]
   sosvault users remove NAME
   sosvault connections revoke-all [--user NAME]
+  sosvault rotate-key                          # re-encrypt stored PATs under the current key
   sosvault events [--type T] [--user U] [--since ISO] [--limit N] [--json]
   sosvault doctor [--user NAME] [--sudoers]   # check this host; --sudoers prints only the rules
 
@@ -63,7 +66,7 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const [command = "serve", ...args] = positionals;
-  if (!["serve", "users", "connections", "events", "doctor"].includes(command)) {
+  if (!["serve", "users", "connections", "events", "rotate-key", "doctor"].includes(command)) {
     console.error(`sosvault: unknown command '${command}'\n\n${HELP}`);
     return EXIT_USAGE;
   }
@@ -84,6 +87,7 @@ async function main(argv: string[]): Promise<number> {
   // Security: the master key leaves the environment at once, so no child process inherits it.
   for (const name of SECRET_ENV_VARS) Deno.env.delete(name);
   const config = parseConfig(env);
+  if (command === "rotate-key") requirePreviousKey(config);
   const services = await openServices(config);
   try {
     switch (command) {
@@ -102,6 +106,8 @@ async function main(argv: string[]): Promise<number> {
         return await connectionsCommand(services, args, flags, consoleIO);
       case "events":
         return await eventsCommand(services, args, flags, consoleIO);
+      case "rotate-key":
+        return await rotateKeyCommand(services, args, consoleIO);
       case "doctor":
         if (args.length > 0) return consoleIO.usage("doctor [--user NAME] [--sudoers]");
         return await doctorCommand(services, consoleIO, await doctorDeps());

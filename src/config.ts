@@ -25,6 +25,8 @@ export const ENV_VARS = [
   "SOSVAULT_SOS_TIMEOUT_SECONDS",
   "SOSVAULT_EVENT_RETENTION_DAYS",
   "SOSVAULT_ARTIFACT_TTL_SECONDS",
+  "SOSVAULT_RATE_CONNECT",
+  "SOSVAULT_RATE_TOOLS",
 ] as const;
 
 export type EnvName = typeof ENV_VARS[number];
@@ -64,6 +66,11 @@ export interface Config {
   sosTimeoutSeconds: number;
   eventRetentionDays: number;
   artifactTtlSeconds: number;
+  /** Per-user budgets kept in KV: `count` per `seconds`, a count of 0 turns one off. */
+  rateLimits: {
+    connect: { count: number; seconds: number };
+    tool: { count: number; seconds: number };
+  };
 }
 
 /** Where the master key comes from; the bytes are read by `resolveMasterKey`. */
@@ -102,6 +109,22 @@ const listen = z.string().trim().transform((s, ctx) => {
   return { hostname: m[1].replace(/^\[|\]$/g, ""), port };
 });
 
+/** `<count>/<seconds>`, for example `10/600`; `0/…` turns the limit off. */
+const rate = z.string().trim().transform((s, ctx) => {
+  const m = /^(\d{1,7})\/(\d{1,6})$/.exec(s);
+  const count = m ? Number(m[1]) : NaN;
+  const seconds = m ? Number(m[2]) : NaN;
+  if (!m || seconds < 1 || seconds > 86_400) {
+    ctx.addIssue({
+      code: "custom",
+      message:
+        "must be <count>/<seconds> with seconds 1 … 86400, for example 10/600 (0/60 turns it off)",
+    });
+    return z.NEVER;
+  }
+  return { count, seconds };
+});
+
 const absoluteOrRelativePath = z.string().trim().min(1, "must not be empty");
 
 const schema = z.object({
@@ -127,6 +150,8 @@ const schema = z.object({
   SOSVAULT_SOS_TIMEOUT_SECONDS: intIn(10, 86_400).default(1800),
   SOSVAULT_EVENT_RETENTION_DAYS: intIn(1, 3650).default(90),
   SOSVAULT_ARTIFACT_TTL_SECONDS: intIn(60, 31_536_000).default(86_400),
+  SOSVAULT_RATE_CONNECT: rate.default({ count: 10, seconds: 600 }),
+  SOSVAULT_RATE_TOOLS: rate.default({ count: 120, seconds: 60 }),
 });
 
 const LOOPBACK = new Set(["127.0.0.1", "localhost", "::1"]);
@@ -214,6 +239,7 @@ export function parseConfig(env: Env): Config {
     sosTimeoutSeconds: c.SOSVAULT_SOS_TIMEOUT_SECONDS,
     eventRetentionDays: c.SOSVAULT_EVENT_RETENTION_DAYS,
     artifactTtlSeconds: c.SOSVAULT_ARTIFACT_TTL_SECONDS,
+    rateLimits: { connect: c.SOSVAULT_RATE_CONNECT, tool: c.SOSVAULT_RATE_TOOLS },
   };
 }
 

@@ -8,6 +8,7 @@
  *   connect_code/<sha256>      one-time connect-page codes
  *   event/<time-ordered id>    security events, expiring after the retention period
  *   vault/sentinel             proves at start that the master key is the vault's key
+ *   rate_limit/<bucket>/<user>  a user's request budget (shared by every instance on this KV)
  */
 export const kvKeys = {
   connection: (id: string) => ["connection", id] as const,
@@ -23,4 +24,5 @@ export const kvKeys = {
   event: (id: string) => ["event", id] as const,
   allEvents: () => ["event"] as const,
   vaultSentinel: () => ["vault", "sentinel"] as const,
+  rateLimit: (bucket: string, user: string) => ["rate_limit", bucket, user] as const,
 };

@@ -26,6 +26,8 @@ import { FetchService } from "./sos/fetch.ts";
 import { ConsentService } from "./sos/consent.ts";
 import { type CommandRunner, processRunner } from "./sos/runner.ts";
 import { locateSos } from "./sos/locate.ts";
+import { RateLimiter } from "./security/rate_limit.ts";
+import { lockTolerantKv } from "./kv_retry.ts";
 
 export interface RuntimeOptions {
   clock?: Clock;
@@ -77,6 +79,7 @@ export async function openServices(
   uploader ??= httpsUploader({ caPem });
   const jira = new JiraClient({ transport, timeoutMs: config.jiraTimeoutMs });
   const events = new EventLog(kv, log, clock, config.eventRetentionDays);
+  const rateLimiter = new RateLimiter(kv, clock, config.rateLimits);
   const connections = new ConnectionService({
     store: new ConnectionStore(kv),
     keyring,
@@ -87,6 +90,7 @@ export async function openServices(
     ttlSeconds: config.connectionTtlSeconds,
     allowedHosts: config.allowedHosts,
     anyHost: config.mockMode,
+    rateLimiter,
   });
   const runner = options.runner ?? processRunner;
   const consents = new ConsentService(kv, clock, events);
@@ -137,6 +141,7 @@ export async function openServices(
     }),
     connectLinks: new ConnectLinks(kv, clock, () => config.publicUrl),
     secretGuard: new SecretGuard({ connections, keyring, events, log }),
+    rateLimiter,
     version: VERSION,
   };
 }
@@ -155,5 +160,6 @@ async function openKv(path: string): Promise<Deno.Kv> {
     const slash = path.lastIndexOf("/");
     if (slash > 0) await Deno.mkdir(path.slice(0, slash), { recursive: true, mode: 0o700 });
   }
-  return await Deno.openKv(path);
+  // Several processes may share one local KV file: their writes then contend for its lock.
+  return lockTolerantKv(await Deno.openKv(path));
 }

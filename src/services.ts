@@ -12,6 +12,7 @@ import type { Keyring } from "./vault/cipher.ts";
 import type { SosService } from "./sos/report.ts";
 import type { FetchService } from "./sos/fetch.ts";
 import type { ConsentService } from "./sos/consent.ts";
+import type { RateLimiter } from "./security/rate_limit.ts";
 
 export interface Services {
   config: Config;
@@ -28,5 +29,7 @@ export interface Services {
   sos: SosService;
   fetch: FetchService;
   consents: ConsentService;
+  /** Per-user request budgets in KV (connection attempts, MCP tool calls). */
+  rateLimiter: RateLimiter;
   version: string;
 }

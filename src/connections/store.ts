@@ -1,9 +1,11 @@
 /**
  * The connection store on Deno KV. A record and its secret are written and removed together
  * in one atomic operation, guarded by versionstamps, so no reader ever sees a connected record
- * without its ciphertext, and a revoke can never leave the ciphertext behind.
+ * without its ciphertext, and a revoke can never leave the ciphertext behind. Commits and
+ * reads are retried when another process holds the KV file's write lock.
  */
 import { kvKeys } from "../kv_keys.ts";
+import { lockTolerantKv } from "../kv_retry.ts";
 import type { Envelope } from "../vault/cipher.ts";
 
 export type ConnectionStatus = "connected" | "expired" | "revoked";
@@ -33,7 +35,11 @@ export interface Versioned<T> {
 const CLOSED_RECORD_TTL_MS = 30 * 86_400_000;
 
 export class ConnectionStore {
-  constructor(private kv: Deno.Kv) {}
+  private kv: Deno.Kv;
+
+  constructor(kv: Deno.Kv) {
+    this.kv = lockTolerantKv(kv);
+  }
 
   async create(record: ConnectionRecord, envelope: Envelope, nowMs: number): Promise<void> {
     const id = record.connection_id;
@@ -58,6 +64,62 @@ export class ConnectionStore {
 
   async getEnvelope(id: string): Promise<Envelope | null> {
     return (await this.kv.get<Envelope>(kvKeys.secret(id))).value;
+  }
+
+  /** The record and its envelope read together (one consistent snapshot), for key rotation. */
+  async getWithEnvelope(
+    id: string,
+  ): Promise<{ record: Versioned<ConnectionRecord> | null; envelope: Versioned<Envelope> | null }> {
+    const [r, e] = await this.kv.getMany<[ConnectionRecord, Envelope]>([
+      kvKeys.connection(id),
+      kvKeys.secret(id),
+    ]);
+    return {
+      record: r.versionstamp ? { value: r.value!, versionstamp: r.versionstamp } : null,
+      envelope: e.versionstamp ? { value: e.value!, versionstamp: e.versionstamp } : null,
+    };
+  }
+
+  /**
+   * Replaces a connection's envelope (re-encrypted under another key) and the record's key
+   * version and fingerprint in one atomic operation, only if neither changed since they were
+   * read: a concurrent revoke, expiry or verify wins, and the caller re-reads.
+   */
+  async rewrap(
+    current: Versioned<ConnectionRecord>,
+    currentEnvelope: Versioned<Envelope>,
+    envelope: Envelope,
+    change: Pick<ConnectionRecord, "key_version" | "pat_fp">,
+    nowMs: number,
+  ): Promise<ConnectionRecord | null> {
+    const id = current.value.connection_id;
+    const next: ConnectionRecord = { ...current.value, ...change };
+    const lifetime = Date.parse(next.expires_at) - nowMs;
+    const res = await this.kv.atomic()
+      .check({ key: kvKeys.connection(id), versionstamp: current.versionstamp })
+      .check({ key: kvKeys.secret(id), versionstamp: currentEnvelope.versionstamp })
+      .set(kvKeys.connection(id), next, { expireIn: lifetime + CLOSED_RECORD_TTL_MS })
+      .set(kvKeys.secret(id), envelope, { expireIn: lifetime + 60_000 })
+      .commit();
+    return res.ok ? next : null;
+  }
+
+  /**
+   * Deletes a ciphertext whose record is gone or closed, only if neither changed since read.
+   * Such an orphan is never readable through the service; this keeps it from outliving a key.
+   */
+  async deleteOrphanEnvelope(
+    id: string,
+    record: Versioned<ConnectionRecord> | null,
+    envelope: Versioned<Envelope>,
+  ): Promise<boolean> {
+    if (record?.value.status === "connected") return false;
+    const res = await this.kv.atomic()
+      .check({ key: kvKeys.connection(id), versionstamp: record?.versionstamp ?? null })
+      .check({ key: kvKeys.secret(id), versionstamp: envelope.versionstamp })
+      .delete(kvKeys.secret(id))
+      .commit();
+    return res.ok;
   }
 
   async listForUser(user: string): Promise<ConnectionRecord[]> {
@@ -122,5 +184,12 @@ export class ConnectionStore {
   /** Every connection id (for incident response and key rotation). */
   async *allIds(): AsyncGenerator<string> {
     for await (const e of this.kv.list({ prefix: kvKeys.allConnections() })) yield String(e.key[1]);
+  }
+
+  /** The id and key id of every stored envelope (for key rotation; never the ciphertext). */
+  async *allEnvelopeKids(): AsyncGenerator<{ id: string; kid: string | undefined }> {
+    for await (const e of this.kv.list<Envelope>({ prefix: kvKeys.allSecrets() })) {
+      yield { id: String(e.key[1]), kid: e.value?.kid };
+    }
   }
 }

@@ -1,7 +1,7 @@
 /**
  * One MCP server per session, bound to the user who opened it. tools/list and tools/call are
  * handled here with the low-level SDK server, so every call goes through the same pipeline:
- * secret rejection, strict input validation, the tool, and one error mapping.
+ * the rate limit, secret rejection, strict input validation, the tool, and one error mapping.
  */
 import { Server } from "@modelcontextprotocol/sdk/server/index.js";
 import {
@@ -73,6 +73,9 @@ export function createMcpServer(s: Services, user: string, version: string): Ser
     const ctx: RequestContext = { user, requestId: newRequestId(), source: "mcp" };
     const tool = byName.get(req.params.name);
     try {
+      // Security: every call spends the user's tool budget (kept in KV, shared by instances),
+      // before any other work, so a runaway or hostile client is throttled cheaply.
+      await s.rateLimiter.take("tool", user);
       if (!tool) {
         throw new AppError(
           "invalid_input",
