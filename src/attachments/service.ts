@@ -82,25 +82,30 @@ export class AttachmentService {
       const filename = attachmentName(input.filename, artifact.name);
       const cred = await this.d.connections.use(ctx, input.connection_id);
       const base = cred.connection.base_url;
-      const settings = await attachmentSettings(this.d.jira, base, cred.pat);
-      if (!settings.enabled) {
-        throw new AppError(
-          "forbidden",
-          "attachments are disabled on this Jira: ask its administrator",
-        );
-      }
-      if (settings.uploadLimit !== null && artifact.size > settings.uploadLimit) {
-        throw new AppError(
-          "payload_too_large",
-          `the file is ${artifact.size} bytes, above this Jira's attachment limit of ${settings.uploadLimit} bytes: ask the Jira administrator, or split the file`,
-        );
-      }
-      const existing = await listIssueAttachments(this.d.jira, base, cred.pat, key);
-      const sameName = existing.attachments.filter((a) => a.filename === filename).map((a) => a.id);
-
+      // Security: tracked from the moment the PAT is decrypted, so a revoke (here or on another
+      // instance) also stops the pre-flight GETs, and no request starts after it was answered.
       const use = this.d.connections.track(cred.connection, signal);
       let uploaded: AttachmentInfo[];
+      let existing: { issue_key: string; attachments: AttachmentInfo[] };
+      let sameName: string[];
       try {
+        await use.ready;
+        use.signal.throwIfAborted();
+        const settings = await attachmentSettings(this.d.jira, base, cred.pat, use.signal);
+        if (!settings.enabled) {
+          throw new AppError(
+            "forbidden",
+            "attachments are disabled on this Jira: ask its administrator",
+          );
+        }
+        if (settings.uploadLimit !== null && artifact.size > settings.uploadLimit) {
+          throw new AppError(
+            "payload_too_large",
+            `the file is ${artifact.size} bytes, above this Jira's attachment limit of ${settings.uploadLimit} bytes: ask the Jira administrator, or split the file`,
+          );
+        }
+        existing = await listIssueAttachments(this.d.jira, base, cred.pat, key, use.signal);
+        sameName = existing.attachments.filter((a) => a.filename === filename).map((a) => a.id);
         await progress(0, artifact.size, `uploading ${filename}`);
         uploaded = await uploadAttachment(this.d.uploader, {
           baseUrl: base,
@@ -119,6 +124,13 @@ export class AttachmentService {
         use.release();
       }
       const first = uploaded[0];
+      // Security: what Jira says it stored goes to the model; never if it quotes the token.
+      if (JSON.stringify(uploaded).includes(cred.pat)) {
+        throw new AppError(
+          "upstream_unavailable",
+          "Jira's answer contained the personal access token itself, so sosvault did not use it: tell the Jira administrator",
+        );
+      }
       if (!first) {
         throw new AppError(
           "upstream_unavailable",

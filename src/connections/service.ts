@@ -11,6 +11,7 @@ import { normaliseBaseUrl } from "../jira/base_url.ts";
 import type { EventLog } from "../security/events.ts";
 import { DecryptError, fingerprint, type Keyring, open, patAad, seal } from "../vault/cipher.ts";
 import type { Logger } from "../log.ts";
+import type { RateLimiter } from "../security/rate_limit.ts";
 import type { ConnectionRecord, ConnectionStore, Versioned } from "./store.ts";
 
 /** A connection as the contract shows it: never a secret, never the ciphertext. */
@@ -51,6 +52,7 @@ export interface ConnectionServiceDeps {
   allowedHosts: readonly string[];
   /** Mock mode: the embedded fake Jira answers every host, so no host is "internal". */
   anyHost?: boolean;
+  rateLimiter: RateLimiter;
 }
 
 /** A usable connection with its decrypted PAT; the PAT must not outlive the Jira call. */
@@ -66,8 +68,20 @@ const MAX_PAT_LENGTH = 1024;
 /** Work in flight on a connection: aborted when the connection is revoked or expires. */
 export interface InflightUse {
   signal: AbortSignal;
+  /**
+   * Settles once the record has been read after tracking began; by then `signal` is aborted if
+   * the connection closed since it was resolved for use. Await it before sending anything.
+   */
+  ready: Promise<void>;
   release(): void;
 }
+
+/**
+ * How often a use in flight re-reads its connection. A KV watch does not see writes made by
+ * another process on the same local KV file (denoland/deno#21640), so this is what stops an
+ * upload on one instance when another instance revokes the connection.
+ */
+const INFLIGHT_POLL_MS = 500;
 
 export class ConnectionService {
   readonly #inflight = new Map<string, Set<AbortController>>();
@@ -108,9 +122,22 @@ export class ConnectionService {
         }
       } catch { /* the watch ended with the use */ }
     })();
+    // Security: the controller is registered before this read, so a revoke either aborts it
+    // directly (same instance) or is seen here: nothing tracked runs on a revoked connection,
+    // even when the revoke landed between use() and track(), or on another process.
+    const check = async () => {
+      const status = (await this.d.store.get(id))?.value.status ?? "revoked";
+      if (status !== "connected") {
+        abort(status === "expired" ? expiredDuringUse() : revokedDuringUse());
+      }
+    };
+    const ready = check().catch(() => {});
+    const poll = setInterval(() => void check().catch(() => {}), INFLIGHT_POLL_MS);
     return {
       signal: controller.signal,
+      ready,
       release: () => {
+        clearInterval(poll);
         clearTimeout(timer);
         parent?.removeEventListener("abort", onParent);
         reader.cancel().catch(() => {});
@@ -135,6 +162,9 @@ export class ConnectionService {
       source: ctx.source,
     };
     try {
+      // Security: a brake on guessing PATs through sosvault, counted per user in KV so every
+      // instance (and both intakes: the API and the connect page) spends the same budget.
+      await this.d.rateLimiter.take("connect", ctx.user);
       const baseUrl = this.validateBaseUrl(input.base_url);
       const pat = checkPatFormat(input.pat);
       const jiraUser = await this.d.jira.myself(baseUrl, pat);
@@ -412,6 +442,14 @@ function checkPatFormat(pat: string): string {
     throw new AppError(
       "invalid_input",
       "pat contains spaces or control characters: paste the token alone, without 'Bearer' or quotes",
+    );
+  }
+  // Security: a Jira token is printable ASCII. Anything else cannot go into an Authorization
+  // header (it failed there as an unexpected_error) and is not a token: refused as input.
+  if (/[^\x21-\x7e]/.test(pat)) {
+    throw new AppError(
+      "invalid_input",
+      "pat contains characters a Jira personal access token never has: paste the token alone",
     );
   }
   return pat;

@@ -22,6 +22,7 @@ import {
   unknownConnectLink,
 } from "../connect/links.ts";
 import type { AppEnv } from "./middleware.ts";
+import { findSecretInText } from "../security/secret_scan.ts";
 
 export interface ConnectPageDeps {
   links: ConnectLinks;
@@ -69,7 +70,7 @@ export function connectPageRoutes(deps: ConnectPageDeps): Hono<AppEnv> {
       } catch (err) {
         return r.failure(err, { record, baseUrl: record.base_url ?? "" });
       }
-      const echo = echoableBaseUrl(fields, record);
+      const echo = await echoableBaseUrl(fields, record);
       try {
         // Security: a base URL sosvault would refuse never costs an attempt and never reaches
         // Jira; the same rule runs again inside connect().
@@ -189,12 +190,14 @@ async function readLimitedText(req: Request, limit: number): Promise<string> {
 
 /**
  * Security: the submitted base URL is shown again only when it is a plain http(s) URL that
- * does not contain the PAT, so a token pasted into the wrong field is never sent back.
+ * does not contain the PAT, nor anything secret-shaped (a token pasted into the wrong field
+ * while another went into the right one), so a token is never sent back.
  */
-function echoableBaseUrl(fields: FormFields, record: ConnectLinkRecord): string {
+async function echoableBaseUrl(fields: FormFields, record: ConnectLinkRecord): Promise<string> {
   const v = fields.base_url;
   const fallback = record.base_url ?? "";
   if (v.length > 2048 || (fields.pat && v.includes(fields.pat))) return fallback;
+  if (await findSecretInText(v)) return fallback;
   try {
     const u = new URL(v);
     return u.protocol === "https:" || u.protocol === "http:" ? v : fallback;

@@ -124,6 +124,7 @@ export async function listIssueAttachments(
   baseUrl: string,
   pat: string,
   issueKey: string,
+  signal?: AbortSignal,
 ): Promise<{ issue_key: string; attachments: AttachmentInfo[] }> {
   const key = normaliseIssueKey(issueKey);
   // Without fields=attachment some Jira versions leave the list empty (JIRA_FACTS A.3).
@@ -132,6 +133,7 @@ export async function listIssueAttachments(
     `/rest/api/2/issue/${encodeURIComponent(key)}?fields=attachment`,
     pat,
     { notFound: issueNotFoundMessage(key) },
+    signal,
   );
   const parsed = issueSchema.safeParse(body);
   if (!parsed.success) {
@@ -149,11 +151,12 @@ export async function attachmentSettings(
   client: JiraClient,
   baseUrl: string,
   pat: string,
+  signal?: AbortSignal,
 ): Promise<{ enabled: boolean; uploadLimit: number | null }> {
   const body = await client.getJson(baseUrl, "/rest/api/2/attachment/meta", pat, {
     notFound:
       "Jira has no attachment settings at this base URL: check the context path (for example https://host/jira)",
-  });
+  }, signal);
   const parsed = metaSchema.safeParse(body);
   if (!parsed.success) {
     throw new AppError(

@@ -52,15 +52,50 @@ export function normaliseBaseUrl(
   return `${url.protocol}//${url.host.toLowerCase()}${path}`;
 }
 
-// The URL parser has already turned decimal, octal and hex IPv4 forms into dotted quads.
+// The URL parser has already turned decimal, octal and hex IPv4 forms into dotted quads, and
+// IPv6 into its shortest lower-case form.
 function isInternalAddress(host: string): boolean {
-  const h = host.replace(/^\[|\]$/g, "");
-  if (h === "localhost" || h.endsWith(".localhost") || /^127\./.test(h) || h === "::1") return true;
-  if (/^169\.254\./.test(h) || h === "0.0.0.0" || h === "::" || /^fe[89ab][0-9a-f]:/i.test(h)) {
-    return true;
-  }
-  if (/^fd00:ec2::254$/i.test(h) || h === "metadata.google.internal") return true;
+  // Security: "localhost." and "metadata.google.internal." are the same names as without the
+  // final dot, and resolve alike.
+  const h = host.replace(/^\[|\]$/g, "").replace(/\.+$/, "");
+  if (h === "localhost" || h.endsWith(".localhost") || LOOPBACK_NAMES.has(h)) return true;
+  if (METADATA_NAMES.has(h) || isInternalV4(h)) return true;
+  if (h === "::1" || h === "::" || /^fe[89ab][0-9a-f]:/i.test(h)) return true;
+  if (/^fd00:ec2::254$/i.test(h)) return true;
   // IPv4-mapped IPv6 ([::ffff:127.0.0.1] parses to ::ffff:7f00:1) only ever hides an IPv4.
   if (/^::ffff:/i.test(h)) return true;
+  // Security: the deprecated IPv4-compatible form ([::127.0.0.1] is ::7f00:1) is never a Jira.
+  if (/^::[0-9a-f]{1,4}(:[0-9a-f]{1,4})?$/i.test(h)) return true;
+  // Security: through a NAT64 gateway (64:ff9b::/96) an embedded internal IPv4 is reached too.
+  const nat64 = /^64:ff9b::([0-9a-f]{1,4}):([0-9a-f]{1,4})$/i.exec(h);
+  if (nat64) {
+    const [hi, lo] = [parseInt(nat64[1], 16), parseInt(nat64[2], 16)];
+    return isInternalV4(`${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`);
+  }
   return false;
 }
+
+function isInternalV4(h: string): boolean {
+  // 0.0.0.0/8 ("this network"), loopback, link-local (cloud metadata), Alibaba's metadata.
+  return /^(0|127)\.\d+\.\d+\.\d+$/.test(h) || /^169\.254\.\d+\.\d+$/.test(h) ||
+    h === "100.100.100.200";
+}
+
+/** Names /etc/hosts gives the loopback address on common distributions. */
+const LOOPBACK_NAMES = new Set([
+  "localhost.localdomain",
+  "localhost4",
+  "localhost4.localdomain4",
+  "localhost6",
+  "localhost6.localdomain6",
+  "ip6-localhost",
+  "ip6-loopback",
+]);
+
+/** Names cloud resolvers give the instance metadata service. */
+const METADATA_NAMES = new Set([
+  "metadata",
+  "metadata.google.internal",
+  "instance-data",
+  "instance-data.ec2.internal",
+]);

@@ -47,19 +47,25 @@ export class JiraClient {
     return parsed.data;
   }
 
-  /** GET with bounded retries on 429/502/503/504 and network failures. */
+  /**
+   * GET with bounded retries on 429/502/503/504 and network failures. Aborting `signal` (a
+   * revoke in flight) stops it at once, retries included.
+   */
   async getJson(
     baseUrl: string,
     path: string,
     pat: string,
     messages: { notFound?: string; forbidden?: string } = {},
+    signal?: AbortSignal,
   ): Promise<unknown> {
     for (let attempt = 0;; attempt++) {
+      // Security: no request, first or retried, goes out with the PAT once the use is aborted.
+      signal?.throwIfAborted();
       let res: Response;
       try {
-        res = await this.send(baseUrl, path, pat, { method: "GET" });
+        res = await this.send(baseUrl, path, pat, { method: "GET", signal });
       } catch (err) {
-        if (attempt < this.#o.retries) {
+        if (attempt < this.#o.retries && !signal?.aborted) {
           await this.#o.sleep(backoff(attempt));
           continue;
         }
@@ -73,7 +79,7 @@ export class JiraClient {
           continue;
         }
       }
-      return await readJsonOrThrow(res, messages);
+      return await readJsonOrThrow(res, messages, pat);
     }
   }
 
@@ -133,6 +139,7 @@ function isJson(res: Response): boolean {
 export async function readJsonOrThrow(
   res: Response,
   messages: { notFound?: string; forbidden?: string } = {},
+  pat?: string,
 ): Promise<unknown> {
   const status = res.status;
   const loginReason = (res.headers.get("x-seraph-loginreason") ?? "").toUpperCase();
@@ -149,8 +156,22 @@ export async function readJsonOrThrow(
         "Jira did not accept the personal access token (it answered as an anonymous user): create a new token and reconnect",
       );
     }
+    let text: string;
     try {
-      return await res.json();
+      text = await res.text();
+    } catch {
+      throw new AppError("upstream_unavailable", "Jira sent a malformed JSON answer");
+    }
+    // Security: Jira data (a display name, a file name) reaches answers and the model. An
+    // answer that quotes the token it was sent is refused whole rather than passed on.
+    if (pat && (text.includes(pat) || text.includes(pat.replaceAll("/", "\\/")))) {
+      throw new AppError(
+        "upstream_unavailable",
+        "Jira's answer contained the personal access token itself, so sosvault did not use it: tell the Jira administrator",
+      );
+    }
+    try {
+      return JSON.parse(text);
     } catch {
       throw new AppError("upstream_unavailable", "Jira sent a malformed JSON answer");
     }

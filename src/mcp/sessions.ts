@@ -66,7 +66,15 @@ export class McpSessions {
         return rpcError(404, -32001, "Session not found: initialize a new MCP session");
       }
       session.lastSeen = this.s.clock().getTime();
-      return await session.transport.handleRequest(req, { authInfo });
+      if (req.method !== "POST") return await session.transport.handleRequest(req, { authInfo });
+      // Security: every message is read here, under the same size cap as the first one, so a
+      // `__proto__` key is refused before the SDK's parsing silently turns it into a prototype.
+      const parsedBody = await readBody(req, this.#o.maxBodyBytes);
+      if (parsedBody === TOO_LARGE) return rpcError(413, -32600, "Request body too large");
+      if (parsedBody === undefined) {
+        return rpcError(400, -32700, "Parse error: the body must be JSON without __proto__ keys");
+      }
+      return await session.transport.handleRequest(req, { authInfo, parsedBody });
     }
     if (req.method !== "POST") {
       return rpcError(400, -32000, "Bad Request: Mcp-Session-Id header is required");
@@ -142,10 +150,16 @@ async function readBody(req: Request, max: number): Promise<unknown | typeof TOO
     return undefined;
   }
   try {
-    return JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
+    return JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes), refuseProto);
   } catch {
     return undefined;
   }
+}
+
+/** A JSON.parse reviver that fails on any `__proto__` key, at any depth. */
+function refuseProto(key: string, value: unknown): unknown {
+  if (key === "__proto__") throw new SyntaxError("__proto__ key");
+  return value;
 }
 
 function rpcError(status: number, code: number, message: string): Response {
