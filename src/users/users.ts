@@ -77,9 +77,11 @@ export class UserStore {
 
   async authenticate(token: string): Promise<User | null> {
     if (!/^svt_[A-Za-z0-9_-]{20,100}$/.test(token)) return null;
-    const name = (await this.kv.get<string>(kvKeys.userToken(await hashToken(token)))).value;
+    const hash = await hashToken(token);
+    const name = (await this.kv.get<string>(kvKeys.userToken(hash))).value;
     if (!name) return null;
     const user = await this.get(name);
-    return user && user.token_hash === await hashToken(token) ? user : null;
+    // The index could point at a user whose token was replaced: the user's own hash decides.
+    return user && user.token_hash === hash ? user : null;
   }
 }
