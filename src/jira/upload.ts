@@ -63,15 +63,23 @@ export interface UploadResponse {
 export type Uploader = (req: UploadRequest) => Promise<UploadResponse>;
 
 /**
- * fs.createReadStream highWaterMark. Measured on Deno 2.9.6 (2 vCPU, loopback HTTPS, a 256 MiB
- * file, this uploader, median of 7 runs), MiB/s for 64 KiB / 1 MiB / 4 MiB:
- * to a server that discards the body 721 / 1200 / 1204; to the fake Jira over its TLS hop
- * (it parses and hashes every byte) 331 / 343 / 338. 64 KiB is clearly slower; 1 MiB is as fast
- * as 4 MiB with a quarter of the buffer, and matches the progress granularity.
+ * The file is read into READ_BUFFERS buffers of READ_CHUNK_BYTES, allocated once per upload and
+ * reused: a buffer is refilled only after the connection has flushed (write callback) every slice
+ * written from it, so at most 2 MiB of file data is in flight. fs.createReadStream, used before,
+ * allocates a new buffer for every read; V8 counts those as external memory and collects them only
+ * once about 64 MiB have piled up (its external-allocation soft limit). Measured on Deno 2.9.6
+ * (2 vCPU, a 1 GiB file to a loopback HTTPS sink that discards the body, the uploader alone,
+ * medians of 5): createReadStream grew RSS by 77 MiB, of which 64 MiB external; this ring by
+ * 14 MiB (2 MiB external), with ~15% less CPU. Reads of 1 MiB cost less CPU than 256 KiB reads
+ * (4 × 256 KiB: 20 MiB growth, +30% CPU); 64 KiB reads halved the throughput. Earlier, with
+ * createReadStream and a 256 MiB file, 64 KiB / 1 MiB / 4 MiB chunks gave 721 / 1200 / 1204 MiB/s
+ * to a server that discards the body: 4 MiB buys nothing. `deno task bench` re-measures this
+ * (BENCHMARKS.md, "Upload memory").
  */
 export const READ_CHUNK_BYTES = 1024 * 1024;
+const READ_BUFFERS = 2;
 /**
- * Reads are written in slices this big, and each slice the connection accepts counts as
+ * Reads are written in slices this big, and each slice the connection flushes counts as
  * activity for the idle timeout, so a slow but live link is not taken for a stalled one. Bytes
  * already in socket buffers are invisible to us: on loopback several MiB sit there, on a slow
  * real link the kernel keeps its send buffer small. Slicing did not change throughput measurably.
@@ -447,8 +455,7 @@ function sendWithHttps(
     const progress = progressReporter(req);
     // Stops the pump: on failure, abort, or an answer that comes before the body is sent.
     const stopPump = new AbortController();
-    let file: fs.ReadStream | undefined;
-    // Until the read stream takes it over, the fd is ours to close.
+    // Until the pump takes it over (it closes it when it stops), the fd is ours to close.
     let fdOwned = true;
     let request: ReturnType<typeof https.request> | undefined;
     let idle: ReturnType<typeof setTimeout> | undefined;
@@ -464,7 +471,6 @@ function sendWithHttps(
       progress.stop();
       req.signal.removeEventListener("abort", onAbort);
       stopPump.abort();
-      file?.destroy();
       if (fdOwned) fs.close(fd, () => {});
       fdOwned = false;
       // agent:false: the connection is this request's own and ends with it.
@@ -541,52 +547,72 @@ function sendWithHttps(
       resolve({ status: res.statusCode ?? 0, headers: nodeHeaders(res.headers), body });
     });
 
-    const write = async (chunk: Uint8Array) => {
-      if (!request!.write(chunk)) await once(request!, "drain", { signal: stopPump.signal });
-    };
-    const pump = async () => {
-      touch();
-      await write(envelope.preamble);
-      let sent = 0;
-      if (req.size > 0) {
-        fdOwned = false;
-        file = fs.createReadStream("", {
-          fd,
-          start: 0,
-          end: req.size - 1,
-          highWaterMark: READ_CHUNK_BYTES,
-          autoClose: true,
+    const stopped = new Promise<void>((resolve) => {
+      stopPump.signal.addEventListener("abort", () => resolve(), { once: true });
+    });
+    /**
+     * Writes one chunk and waits while the connection's buffer is full. `flushed` settles once
+     * the connection has flushed the chunk and every chunk before it (then their memory may be
+     * reused); it may never settle if the connection is destroyed, so race it with `stopped`.
+     */
+    const write = async (chunk: Uint8Array): Promise<{ flushed: Promise<void> }> => {
+      let more = true;
+      const flushed = new Promise<void>((resolve) => {
+        more = request!.write(chunk, (err?: Error | null) => {
+          if (!err) touch();
+          resolve();
         });
-        const chunks = (file as AsyncIterable<Uint8Array>)[Symbol.asyncIterator]();
-        while (true) {
-          let next: IteratorResult<Uint8Array>;
+      });
+      if (!more) await once(request!, "drain", { signal: stopPump.signal });
+      return { flushed };
+    };
+    const readAt = (buf: Uint8Array, length: number, position: number) =>
+      nodeCall<number>((cb) => fs.read(fd, buf, 0, length, position, cb));
+    const pump = async () => {
+      // The fd is the pump's from here: it is closed when the pump stops, never under a read.
+      fdOwned = false;
+      try {
+        touch();
+        await write(envelope.preamble);
+        // A file smaller than one buffer needs one buffer of its size.
+        const bytes = Math.min(READ_CHUNK_BYTES, req.size);
+        const count = req.size > bytes ? READ_BUFFERS : 1;
+        const ring = Array.from({ length: count }, () => new Uint8Array(bytes));
+        // Per buffer: settles when the connection has flushed the last slice written from it
+        // (writes flush in order, so every earlier slice too).
+        const released: Promise<void>[] = ring.map(() => Promise.resolve());
+        let sent = 0;
+        for (let i = 0; sent < req.size; i++) {
+          const slot = i % ring.length;
+          await Promise.race([released[slot], stopped]);
+          if (stopPump.signal.aborted) return;
+          const buf = ring[slot];
+          let n: number;
           try {
-            next = await chunks.next();
+            n = await readAt(buf, Math.min(buf.length, req.size - sent), sent);
           } catch (err) {
             if (stopPump.signal.aborted) return;
             throw artifactUnreadable(err);
           }
-          if (next.done) break;
-          for (let at = 0; at < next.value.length; at += WRITE_SLICE_BYTES) {
+          // The file shrank after it was checked: handled below.
+          if (n === 0) break;
+          for (let at = 0; at < n; at += WRITE_SLICE_BYTES) {
             if (stopPump.signal.aborted) return;
-            const slice = next.value.subarray(at, at + WRITE_SLICE_BYTES);
-            await write(slice);
+            const slice = buf.subarray(at, Math.min(n, at + WRITE_SLICE_BYTES));
+            released[slot] = (await write(slice)).flushed;
             sent += slice.length;
-            touch();
             progress.report(sent);
           }
         }
-      }
-      if (stopPump.signal.aborted) return;
-      // The file shrank after it was checked: the promised Content-Length cannot be met.
-      if (sent !== req.size) throw fileChangedError();
-      if (fdOwned) {
-        fdOwned = false;
+        if (stopPump.signal.aborted) return;
+        // The file shrank after it was checked: the promised Content-Length cannot be met.
+        if (sent !== req.size) throw fileChangedError();
+        progress.report(sent);
+        request!.end(envelope.epilogue);
+        touch();
+      } finally {
         fs.close(fd, () => {});
       }
-      progress.report(sent);
-      request!.end(envelope.epilogue);
-      touch();
     };
     pump().catch((err) => {
       if (stopPump.signal.aborted && !(err instanceof AppError)) return;

@@ -13,6 +13,7 @@ import {
   multipartEnvelope,
   partContentType,
   quoteFilename,
+  READ_CHUNK_BYTES,
   uploadAttachment,
   type Uploader,
   type UploadRequest,
@@ -299,6 +300,57 @@ Deno.test("httpsUploader streams a 64 MiB file with an exact Content-Length, int
     }
     assert.ok(progress.every(([, total]) => total === file.size));
     assert.deepEqual(progress.at(-1), [file.size, file.size]);
+  });
+});
+
+Deno.test("httpsUploader sends sizes around its read-buffer and write-slice boundaries intact", async () => {
+  await withJira({}, async ({ server, jira, pat, dir }) => {
+    const KiB = 1024;
+    const sizes = [
+      1,
+      256 * KiB - 1,
+      256 * KiB + 1,
+      READ_CHUNK_BYTES,
+      READ_CHUNK_BYTES + 1,
+      2 * READ_CHUNK_BYTES,
+      2 * READ_CHUNK_BYTES + 1,
+      3 * READ_CHUNK_BYTES + 256 * KiB + 7,
+    ];
+    for (const size of sizes) {
+      const file = await makeFile(dir, `f-${size}.bin`, size);
+      const stored = await uploadAttachment(https, request({ server, pat }, file));
+      assert.equal(stored[0].size, size);
+      const rec = posts(jira).at(-1)!;
+      assert.equal(rec.fileSha256, file.sha256, `the bytes of a ${size}-byte file`);
+      assert.equal(rec.contentLength, rec.bodyBytes);
+    }
+  });
+});
+
+Deno.test("a file truncated during an upload is artifact_invalid, and the upload stops", async () => {
+  await withJira({ uploadBytesPerSecond: 8 * MiB }, async ({ server, jira, pat, dir }) => {
+    const file = await makeFile(dir, "shrinking.bin", 48 * MiB);
+    let truncated = false;
+    const started = performance.now();
+    await rejectsWith(
+      uploadAttachment(
+        https,
+        request({ server, pat }, file, {
+          onProgress: (sent) => {
+            if (!truncated && sent > MiB) {
+              truncated = true;
+              Deno.truncateSync(file.path, 0);
+            }
+          },
+        }),
+      ),
+      "artifact_invalid",
+      pat,
+    );
+    assert.ok(truncated);
+    assert.ok(performance.now() - started < 5000, "stopped early, not after the whole file");
+    await waitFor("the fake to see the upload end", () => posts(jira).at(-1)?.status === 400);
+    assert.equal(jira.issue("SUP-1")!.attachments.length, 0, "nothing was stored");
   });
 });
 
