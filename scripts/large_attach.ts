@@ -3,7 +3,8 @@
  * `sosvault serve` runs as its own process (so its RSS is its own), the fake Jira on loopback
  * HTTPS records the upload's sha256, and the official MCP SDK client calls jira_attach_artifact.
  *
- *   deno run <flags: see the bench task> scripts/large_attach.ts [MiB]
+ *   deno run --unstable-kv --no-prompt --allow-net=127.0.0.1 --allow-read=.,/tmp --allow-write=/tmp \
+ *     --allow-run=deno,cat --allow-env=PATH,HOME,DENO_DIR,XDG_CACHE_HOME scripts/large_attach.ts [MiB]
  */
 import { createHash } from "node:crypto";
 import { startFakeJira } from "../tests/helpers/fake_jira_server.ts";
