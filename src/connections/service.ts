@@ -350,15 +350,7 @@ export class ConnectionService {
     }
     const current = await this.d.store.get(id);
     if (!current || current.value.user !== ctx.user) {
-      await this.d.events.record({
-        type: "denied",
-        outcome: "failure",
-        user: ctx.user,
-        connection_id: id,
-        request_id: ctx.requestId,
-        source: ctx.source,
-        error_code: "not_found",
-      });
+      await this.d.events.denied(ctx, { connection_id: id });
       throw new AppError("not_found", NOT_FOUND);
     }
     return current;

@@ -53,14 +53,7 @@ export class McpSessions {
       const session = this.#sessions.get(sid);
       if (!session || session.user !== user) {
         if (session) {
-          await this.s.events.record({
-            type: "denied",
-            outcome: "failure",
-            user,
-            request_id: requestId,
-            source: "mcp",
-            error_code: "not_found",
-          });
+          await this.s.events.denied({ user, requestId, source: "mcp" });
         }
         // Security: another user's session looks exactly like an expired one.
         return rpcError(404, -32001, "Session not found: initialize a new MCP session");

@@ -78,6 +78,25 @@ export class EventLog {
     return event;
   }
 
+  /**
+   * Records a reference refused because it is not the caller's (or does not exist): such a
+   * reference answers exactly like a missing one, and this event is how an operator sees it.
+   */
+  async denied(
+    ctx: { user: string; requestId: string; source: EventSource },
+    details: Partial<Pick<SecurityEvent, "connection_id" | "error_code">> = {},
+  ): Promise<void> {
+    await this.record({
+      type: "denied",
+      outcome: "failure",
+      user: ctx.user,
+      request_id: ctx.requestId,
+      source: ctx.source,
+      error_code: details.error_code ?? "not_found",
+      connection_id: details.connection_id,
+    });
+  }
+
   /** Runs `fn` and records its outcome as one event: success, or failure with the error's code. */
   async around<T>(input: Omit<EventInput, "outcome">, fn: () => Promise<T>): Promise<T> {
     try {

@@ -72,14 +72,7 @@ export class FetchService {
     // Security: an archive another user's job produced belongs to that user.
     const owner = await this.d.sos.jobs.archiveOwner(path);
     if (owner && owner.user !== ctx.user) {
-      await this.d.events.record({
-        type: "denied",
-        outcome: "failure",
-        user: ctx.user,
-        request_id: ctx.requestId,
-        source: ctx.source,
-        error_code: "not_found",
-      });
+      await this.d.events.denied(ctx);
       throw new AppError(
         "artifact_invalid",
         "there is no such sosreport archive for you in /var/tmp",

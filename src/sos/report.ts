@@ -151,14 +151,7 @@ export class SosService {
       );
     }
     if (!job || job.user !== ctx.user) {
-      await this.d.events.record({
-        type: "denied",
-        outcome: "failure",
-        user: ctx.user,
-        request_id: ctx.requestId,
-        source: ctx.source,
-        error_code: "not_found",
-      });
+      await this.d.events.denied(ctx);
       throw new AppError("not_found", "No sosreport job with this id exists for you");
     }
     return toPublicJob(job);
