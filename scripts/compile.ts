@@ -35,6 +35,11 @@ export const READ_PATHS = [
   "/usr/sbin/sos",
   "/usr/bin/cat",
   "/bin/cat",
+  // sos's own package file, where doctor reads the version sos 4.0 … 4.10 cannot print.
+  "/usr/lib/python3/dist-packages/sos/__init__.py",
+  "/usr/lib/python3.6/site-packages/sos/__init__.py",
+  "/usr/lib/python3.9/site-packages/sos/__init__.py",
+  "/usr/lib/python3.12/site-packages/sos/__init__.py",
 ] as const;
 export const WRITE_PATHS = [".data", "/var/lib/sosvault", "/tmp/sosvault"] as const;
 /** Security: the cloud metadata address, denied even when --allow-net names no hosts. */

@@ -27,6 +27,8 @@ export const ENV_VARS = [
   "SOSVAULT_ARTIFACT_TTL_SECONDS",
   "SOSVAULT_RATE_CONNECT",
   "SOSVAULT_RATE_TOOLS",
+  // Read by Deno.openKv itself for a KV Connect URL; removed from the environment once opened.
+  "DENO_KV_ACCESS_TOKEN",
 ] as const;
 
 export type EnvName = typeof ENV_VARS[number];

@@ -161,5 +161,11 @@ async function openKv(path: string): Promise<Deno.Kv> {
     if (slash > 0) await Deno.mkdir(path.slice(0, slash), { recursive: true, mode: 0o700 });
   }
   // Several processes may share one local KV file: their writes then contend for its lock.
-  return lockTolerantKv(await Deno.openKv(path));
+  const kv = await Deno.openKv(path);
+  // Security: the KV Connect access token is a secret too; once the store is open it has done
+  // its job, so no child process can inherit it.
+  try {
+    Deno.env.delete("DENO_KV_ACCESS_TOKEN");
+  } catch { /* not granted: nothing to remove */ }
+  return lockTolerantKv(kv);
 }
