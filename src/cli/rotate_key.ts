@@ -8,16 +8,21 @@ import type { Services } from "../services.ts";
 import { rotateKey } from "../vault/rotate.ts";
 import type { CliIO } from "./io.ts";
 
-export async function rotateKeyCommand(s: Services, args: string[], io: CliIO): Promise<number> {
-  if (args.length > 0) return io.usage("rotate-key (takes no arguments)");
-  const r = await rotateKey({
+/** What a rotation needs from the running services (the CLI and the tests build it alike). */
+export function rotationDeps(s: Services) {
+  return {
     kv: s.kv,
     store: new ConnectionStore(s.kv),
     keyring: s.keyring,
     clock: s.clock,
     events: s.events,
     log: s.log,
-  });
+  };
+}
+
+export async function rotateKeyCommand(s: Services, args: string[], io: CliIO): Promise<number> {
+  if (args.length > 0) return io.usage("rotate-key (takes no arguments)");
+  const r = await rotateKey(rotationDeps(s));
   const counts = `rotated ${r.rotated}, already current ${r.alreadyCurrent}, ` +
     `skipped (revoked/expired) ${r.skipped}`;
   if (r.undecryptable.length > 0) {

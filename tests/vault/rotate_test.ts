@@ -5,6 +5,7 @@
  * revoked connection its ciphertext back. Real servers, real KV on disk, the fake Jira on HTTPS,
  * and the real `main.ts` as a child process.
  */
+import { rotationDeps } from "../../src/cli/rotate_key.ts";
 import assert from "node:assert/strict";
 import { startWorld, type World } from "../helpers/world.ts";
 import { randomMasterKey, startServer, type TestServer } from "../helpers/server.ts";
@@ -24,7 +25,6 @@ import {
   seal,
 } from "../../src/vault/cipher.ts";
 import { rotateKey } from "../../src/vault/rotate.ts";
-import type { Services } from "../../src/services.ts";
 
 const NO_LIMIT = { SOSVAULT_RATE_CONNECT: "0/60", SOSVAULT_RATE_TOOLS: "0/60" };
 type Who = { token: string; pat: string };
@@ -111,17 +111,6 @@ async function openVault(v: { dir: string; kvPath: string }, env: Record<string,
     { logSink: () => {} },
   );
   s.kv.close();
-}
-
-function rotationDeps(s: Services) {
-  return {
-    kv: s.kv,
-    store: new ConnectionStore(s.kv),
-    keyring: s.keyring,
-    clock: s.clock,
-    events: s.events,
-    log: s.log,
-  };
 }
 
 interface Vault {
