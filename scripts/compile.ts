@@ -12,40 +12,54 @@
  * the environment (this script passes its environment through unchanged).
  */
 import { stripVTControlCharacters } from "node:util";
-import { ENV_VARS } from "../src/config.ts";
 import { VERSION } from "../src/version.ts";
 
 export const OUTPUT = "dist/sosvault";
 export const ENTRYPOINT = "main.ts";
+/** The permission set in deno.json that `deno task start` runs with and the binary embeds. */
+export const PERMISSION_SET = "server";
+
+/** One permission of a Deno permission set: a list, everything (`true`), or allow/deny lists. */
+type Grant = boolean | string[] | { allow?: boolean | string[]; deny?: string[] };
+export type PermissionSet = Partial<
+  Record<"read" | "write" | "net" | "env" | "run" | "sys", Grant>
+>;
+
+/** Reads one named permission set from deno.json (`"permissions": {NAME: {...}}`). */
+export async function readPermissionSet(
+  name = PERMISSION_SET,
+  configPath = "deno.json",
+): Promise<PermissionSet> {
+  const config = JSON.parse(await Deno.readTextFile(configPath));
+  const set = config.permissions?.[name];
+  if (!set || typeof set !== "object") {
+    throw new Error(`${configPath} has no permission set "${name}"`);
+  }
+  return set as PermissionSet;
+}
 
 /**
- * The operator paths: the KV store and its directory, the key file and systemd credentials, the
- * artifact directory, sos's archives in /var/tmp, and the sos and cat executables (read to
- * resolve them). `.data` is relative, and Deno resolves it against the binary's working directory
- * at run time, as it does for `deno task start`.
+ * The permission set as command-line flags, in a fixed order. Why not `deno compile -P=server`:
+ * Deno resolves a set's relative paths (`.data`) against deno.json's directory, so the binary
+ * would embed the build checkout's absolute path; as flags, `.data` stays relative to the
+ * binary's working directory at run time, exactly as for `deno task start` run in the checkout.
  */
-export const READ_PATHS = [
-  ".data",
-  "/var/lib/sosvault",
-  "/etc/sosvault",
-  "/run/credentials",
-  "/tmp/sosvault",
-  "/var/tmp",
-  "/usr/bin/sos",
-  "/usr/sbin/sos",
-  "/usr/bin/cat",
-  "/bin/cat",
-  // sos's own package file, where doctor reads the version sos 4.0 … 4.10 cannot print.
-  "/usr/lib/python3/dist-packages/sos/__init__.py",
-  "/usr/lib/python3.6/site-packages/sos/__init__.py",
-  "/usr/lib/python3.9/site-packages/sos/__init__.py",
-  "/usr/lib/python3.12/site-packages/sos/__init__.py",
-] as const;
-export const WRITE_PATHS = [".data", "/var/lib/sosvault", "/tmp/sosvault"] as const;
-/** Security: the cloud metadata address, denied even when --allow-net names no hosts. */
-export const DENY_NET = ["169.254.169.254"] as const;
-export const RUN = ["sudo", "sysctl"] as const;
-export const SYS = ["hostname", "userInfo", "uid", "gid"] as const;
+export function permissionFlags(set: PermissionSet): string[] {
+  const flags: string[] = [];
+  for (const kind of ["net", "read", "write", "env", "run", "sys"] as const) {
+    const grant = set[kind];
+    if (grant === undefined || grant === false) continue;
+    const { allow, deny } = Array.isArray(grant) || typeof grant === "boolean"
+      ? { allow: grant, deny: undefined }
+      : grant;
+    if (allow === true) flags.push(`--allow-${kind}`);
+    else if (Array.isArray(allow) && allow.length > 0) {
+      flags.push(`--allow-${kind}=${allow.join(",")}`);
+    }
+    if (deny?.length) flags.push(`--deny-${kind}=${deny.join(",")}`);
+  }
+  return flags;
+}
 
 export interface CompileOptions {
   /** Hosts the binary may reach; empty or absent: any host (Jira hosts differ per deployment). */
@@ -54,10 +68,13 @@ export interface CompileOptions {
 }
 
 /** The argv after `deno`: pure, so tests check exactly what is embedded in the binary. */
-export function compileArgs(options: CompileOptions = {}): string[] {
-  const net = options.allowNet?.length
-    ? `--allow-net=${options.allowNet.join(",")}`
-    : "--allow-net";
+export function compileArgs(set: PermissionSet, options: CompileOptions = {}): string[] {
+  const narrowed: PermissionSet = { ...set };
+  if (options.allowNet?.length) {
+    const net = set.net;
+    const deny = net && typeof net === "object" && !Array.isArray(net) ? net.deny : undefined;
+    narrowed.net = { allow: [...options.allowNet], deny };
+  }
   return [
     "compile",
     "--frozen-lockfile",
@@ -66,13 +83,7 @@ export function compileArgs(options: CompileOptions = {}): string[] {
     "--output",
     options.output ?? OUTPUT,
     "--unstable-kv",
-    net,
-    `--deny-net=${DENY_NET.join(",")}`,
-    `--allow-read=${READ_PATHS.join(",")}`,
-    `--allow-write=${WRITE_PATHS.join(",")}`,
-    `--allow-env=${ENV_VARS.join(",")}`,
-    `--allow-run=${RUN.join(",")}`,
-    `--allow-sys=${SYS.join(",")}`,
+    ...permissionFlags(narrowed),
     ENTRYPOINT,
   ];
 }
@@ -170,7 +181,7 @@ async function main(): Promise<number> {
     console.error(`compile: ${(err as Error).message}`);
     return 64;
   }
-  const args = compileArgs({ allowNet });
+  const args = compileArgs(await readPermissionSet(), { allowNet });
   await Deno.mkdir(OUTPUT.slice(0, OUTPUT.lastIndexOf("/")), { recursive: true });
   console.error(`compile: deno ${args.join(" ")}`);
   if (allowNet.length > 0) {

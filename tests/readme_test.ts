@@ -9,15 +9,16 @@ Deno.test("the README's configuration table lists exactly the variables the code
   assert.deepEqual(documented, [...ENV_VARS]);
 });
 
-Deno.test("every deno task uses explicit permissions: never -A, and --allow-env lists exactly the config variables", async () => {
-  const { tasks } = JSON.parse(await Deno.readTextFile(`${REPO_ROOT}/deno.json`));
+Deno.test("every deno task uses explicit permissions: never -A, and the server set's env lists exactly the config variables", async () => {
+  const { tasks, permissions } = JSON.parse(await Deno.readTextFile(`${REPO_ROOT}/deno.json`));
   for (const [name, cmd] of Object.entries(tasks as Record<string, string>)) {
     assert.ok(!/(^|\s)(-A|--allow-all)(\s|$)/.test(cmd), `${name} uses -A`);
+    assert.ok(!/--allow-env(\s|$)/.test(cmd), `${name} allows every variable`);
   }
-  for (const name of ["dev", "start"]) {
-    const env = /--allow-env=(\S+)/.exec(tasks[name])?.[1].split(",");
-    assert.deepEqual(env, [...ENV_VARS], name);
+  for (const [name, set] of Object.entries(permissions as Record<string, { all?: boolean }>)) {
+    assert.ok(!("all" in set), `permission set ${name} grants all`);
   }
+  assert.deepEqual(permissions.server.env, [...ENV_VARS]);
 });
 
 Deno.test("the README's MCP tool table lists exactly the live tools, in order", async () => {

@@ -64,12 +64,6 @@ export function locateCat(candidates: readonly string[] = CAT_CANDIDATES): Promi
 const VERSION = /\b(\d+\.\d+(?:\.\d+)*)\b/;
 const PRINT_VERSION = "import sos; print(sos.__version__)";
 
-/** Where distributions install the sos Python package (Debian/Ubuntu, then RHEL/Fedora/SUSE). */
-export const SOS_PACKAGE_FILES = [
-  "/usr/lib/python3/dist-packages/sos/__init__.py",
-  ...Array.from({ length: 9 }, (_, i) => `/usr/lib/python3.${i + 6}/site-packages/sos/__init__.py`),
-];
-
 /**
  * The installed sos version, unprivileged, or null; never throws. Tried in turn:
  * 1. `sos --version`: only since 2026 (sosreport/sos PR #4326); sos 4.0 … 4.10 answer it with a
@@ -77,12 +71,13 @@ export const SOS_PACKAGE_FILES = [
  * 2. the interpreter in sos's own `#!` line printing `sos.__version__` (`-I`: no user site, no
  *    cwd, no PYTHON* variables). Granting a process --allow-run for python lets it leave Deno's
  *    sandbox, so the server itself should not have it; doctor then falls through to 3.
- * 3. `__version__ = "…"` read from the package file where distributions install it.
+ * 3. the package manager that owns the sos executable: `dpkg-query` (Debian, Ubuntu) or `rpm`
+ *    (RHEL, Fedora, SUSE). It knows the version wherever the distribution put sos's Python
+ *    package, so no interpreter path is named here or in the permissions.
  */
 export async function sosVersion(
   sosPath: string,
   run: Runner = clearedRunner(),
-  packageFiles: readonly string[] = SOS_PACKAGE_FILES,
 ): Promise<string | null> {
   const direct = await run([sosPath, "--version"]);
   if (direct.code === 0) {
@@ -96,17 +91,23 @@ export async function sosVersion(
     const m = r.code === 0 ? /^(\d+\.\d+(?:\.\d+)*)\s*$/.exec(r.stdout) : null;
     if (m) return m[1];
   }
-  for (const file of packageFiles) {
-    try {
-      const m = /^__version__\s*=\s*["'](\d+\.\d+(?:\.\d+)*)["']/m.exec(
-        await Deno.readTextFile(file),
-      );
-      if (m) return m[1];
-    } catch {
-      // not there, or not readable under our permissions: try the next place
-    }
+  return await packagedVersion(sosPath, run);
+}
+
+/** The upstream version of the package owning `path` (`4.0-2` → `4.0`), from dpkg or rpm. */
+async function packagedVersion(path: string, run: Runner): Promise<string | null> {
+  // `sosreport: /usr/bin/sos` (several packages: `a, b: /path`); the name differs by release.
+  const owner = await run(["dpkg-query", "--search", path]);
+  const pkg = owner.code === 0 ? /^([a-z0-9][a-z0-9+.-]*)(?:,[^:]*)?: /.exec(owner.stdout) : null;
+  if (pkg) {
+    const r = await run(["dpkg-query", "--show", "--showformat=${Version}", pkg[1]]);
+    // Debian versions are [epoch:]upstream[-revision].
+    const m = r.code === 0 ? /^(?:\d+:)?(\d+\.\d+(?:\.\d+)*)/.exec(r.stdout.trim()) : null;
+    if (m) return m[1];
   }
-  return null;
+  const rpm = await run(["rpm", "--query", "--file", "--queryformat=%{VERSION}", path]);
+  const m = rpm.code === 0 ? /^(\d+\.\d+(?:\.\d+)*)$/.exec(rpm.stdout.trim()) : null;
+  return m ? m[1] : null;
 }
 
 /** `#!/usr/bin/python3 -s` → ["/usr/bin/python3"]; `#!/usr/bin/env python3` → ["/usr/bin/env", "python3"]. */

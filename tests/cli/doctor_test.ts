@@ -429,33 +429,42 @@ Deno.test("locateExecutable() returns the first executable regular file, followi
   }
 });
 
-Deno.test("sosVersion(): `sos --version`, else sos's own Python, else the package file; null otherwise", async () => {
+Deno.test("sosVersion(): `sos --version`, else sos's own Python, else dpkg or rpm; null otherwise", async () => {
   const dir = await Deno.makeTempDir({ prefix: "sosvault-version-" });
   try {
     const sos = `${dir}/sos`;
     await Deno.writeTextFile(sos, "#!/usr/bin/python3 -s\nimport sys\n");
     const py = "/usr/bin/python3 -I -c import sos; print(sos.__version__)";
     assert.equal(
-      await sosVersion(sos, fakeRunner({ [`${sos} --version`]: res(0, "sos 4.11.0\n") }), []),
+      await sosVersion(sos, fakeRunner({ [`${sos} --version`]: res(0, "sos 4.11.0\n") })),
       "4.11.0",
     );
     // sos 4.0 … 4.10: --version is a usage error (exit 2)
     const run = fakeRunner({ [`${sos} --version`]: res(2, "", "usage"), [py]: res(0, "4.0\n") });
-    assert.equal(await sosVersion(sos, run, []), "4.0");
+    assert.equal(await sosVersion(sos, run), "4.0");
     assert.deepEqual(run.calls, [`${sos} --version`, py]);
-    await Deno.writeTextFile(`${dir}/__init__.py`, '"""sos"""\n__version__ = "4.5.4"\n');
-    assert.equal(
-      await sosVersion(sos, fakeRunner({}), [`${dir}/nope.py`, `${dir}/__init__.py`]),
-      "4.5.4",
-    );
-    assert.equal(await sosVersion(sos, fakeRunner({}), []), null);
+    // Debian: the package that owns the executable, and its upstream version
+    const dpkg = fakeRunner({
+      [`dpkg-query --search ${sos}`]: res(0, `sosreport: ${sos}\n`),
+      "dpkg-query --show --showformat=${Version} sosreport": res(0, "1:4.5.4-1ubuntu2"),
+    });
+    assert.equal(await sosVersion(sos, dpkg), "4.5.4");
+    // RHEL, Fedora, SUSE: rpm, when dpkg-query is absent or knows nothing of the file
+    const rpm = fakeRunner({
+      [`dpkg-query --search ${sos}`]: res(1, "", "no path found"),
+      [`rpm --query --file --queryformat=%{VERSION} ${sos}`]: res(0, "4.10.2"),
+    });
+    assert.equal(await sosVersion(sos, rpm), "4.10.2");
+    assert.equal(await sosVersion(sos, fakeRunner({})), null);
     await Deno.writeTextFile(sos, "#!/usr/bin/env python3\n");
     const viaEnv = fakeRunner({
       "/usr/bin/env python3 -I -c import sos; print(sos.__version__)": res(0, "4.3\n"),
     });
-    assert.equal(await sosVersion(sos, viaEnv, []), "4.3");
+    assert.equal(await sosVersion(sos, viaEnv), "4.3");
     await Deno.writeTextFile(sos, "#!/bin/sh\n");
-    assert.equal(await sosVersion(sos, fakeRunner({}, res(0, "4.9\n")), []), null);
+    // only a Python interpreter is ever asked: a `#!/bin/sh` sos is not run with -c
+    const sh = fakeRunner({ "/bin/sh -I -c import sos; print(sos.__version__)": res(0, "4.9\n") });
+    assert.equal(await sosVersion(sos, sh), null);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -26,7 +26,7 @@ export function sosvaultArgs(dir: string, extraRead: string[] = []): string[] {
     }`,
     `--allow-write=${dir}`,
     `--allow-env=${ENV_VARS.join(",")}`,
-    "--allow-run=sudo,sysctl",
+    "--allow-run=sudo,sysctl,dpkg-query,rpm",
     "--allow-sys=hostname,userInfo,uid,gid",
     `${REPO_ROOT}/main.ts`,
   ];

@@ -11,29 +11,80 @@ import {
   explainFailure,
   OUTPUT,
   parseAllowNet,
+  PERMISSION_SET,
+  permissionFlags,
+  type PermissionSet,
+  readPermissionSet,
 } from "../../scripts/compile.ts";
 import { REPO_ROOT } from "../helpers/paths.ts";
 
-const PERMISSION_FLAG = /^--(allow|deny|unstable)-/;
+const PERMISSION_FLAG = /^--(allow|deny)-/;
 
 async function tasks(): Promise<Record<string, string>> {
   return JSON.parse(await Deno.readTextFile(`${REPO_ROOT}/deno.json`)).tasks;
+}
+
+function serverSet(): Promise<PermissionSet> {
+  return readPermissionSet(PERMISSION_SET, `${REPO_ROOT}/deno.json`);
 }
 
 function flagValue(args: string[], name: string): string | undefined {
   return args.find((a) => a === name || a.startsWith(`${name}=`));
 }
 
-Deno.test("compileArgs() embeds exactly the permissions of the start task", async () => {
-  const start = (await tasks()).start.split(/\s+/).filter((a) => PERMISSION_FLAG.test(a));
-  const compiled = compileArgs().filter((a) => PERMISSION_FLAG.test(a));
-  assert.deepEqual(compiled, start);
+/**
+ * What Deno actually grants a program started with `args`: the probe asks Deno.permissions for
+ * every candidate below and prints the answers, so two ways of granting can be compared as Deno
+ * applies them rather than as strings.
+ */
+async function grantedBy(args: string[]): Promise<Record<string, string>> {
+  const out = await new Deno.Command("deno", {
+    args: ["run", "--no-prompt", ...args, "tests/ops/permission_probe.ts"],
+    cwd: REPO_ROOT,
+    env: { NO_COLOR: "1", PROBE_ENV: "" },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+  return JSON.parse(new TextDecoder().decode(out.stdout));
+}
+
+Deno.test("the start and dev tasks run with the one permission set the binary embeds", async () => {
+  const t = await tasks();
+  assert.match(t.start, new RegExp(`--permission-set=${PERMISSION_SET}(\\s|$)`));
+  assert.match(t.dev, new RegExp(`--permission-set=${PERMISSION_SET}(\\s|$)`));
+  // Security: no task adds a grant of its own on top of the set, except dev narrowing the network.
+  assert.deepEqual(t.start.split(/\s+/).filter((a) => PERMISSION_FLAG.test(a)), []);
+  assert.deepEqual(t.dev.split(/\s+/).filter((a) => PERMISSION_FLAG.test(a)), [
+    "--allow-net=127.0.0.1",
+  ]);
+  const set = await serverSet();
+  const compiled = compileArgs(set).filter((a) => PERMISSION_FLAG.test(a));
+  assert.deepEqual(compiled, permissionFlags(set));
 });
 
-Deno.test("compileArgs() lists the config variables as --allow-env, and nothing broader", () => {
-  const args = compileArgs();
+Deno.test("the compiled binary's flags grant exactly what Deno grants the start task's set", async () => {
+  const set = await serverSet();
+  const [viaSet, viaFlags] = await Promise.all([
+    grantedBy([`--permission-set=${PERMISSION_SET}`]),
+    grantedBy(permissionFlags(set)),
+  ]);
+  assert.deepEqual(viaFlags, viaSet);
+  // And the set is the narrow one the contract describes (DESIGN.md section 1).
+  for (const name of ENV_VARS) assert.equal(viaSet[`env:${name}`], "granted", name);
+  for (const denied of ["env:PATH", "env:HOME", "read:/etc/shadow", "write:/etc", "run:sh"]) {
+    assert.notEqual(viaSet[denied], "granted", denied);
+  }
+  assert.notEqual(viaSet["net:169.254.169.254"], "granted");
+  assert.equal(viaSet["net:jira.example.com"], "granted");
+  assert.equal(viaSet["read:.data"], "granted");
+});
+
+Deno.test("compileArgs() lists the config variables as --allow-env, and nothing broader", async () => {
+  const args = compileArgs(await serverSet());
   assert.equal(flagValue(args, "--allow-env"), `--allow-env=${ENV_VARS.join(",")}`);
-  assert.equal(flagValue(args, "--allow-run"), "--allow-run=sudo,sysctl");
+  assert.equal(flagValue(args, "--allow-run"), "--allow-run=sudo,sysctl,dpkg-query,rpm");
   assert.equal(flagValue(args, "--allow-sys"), "--allow-sys=hostname,userInfo,uid,gid");
   for (const flag of ["--allow-read", "--allow-write", "--allow-env", "--allow-run"]) {
     assert.ok(!args.includes(flag), `${flag} without a list`);
@@ -41,8 +92,8 @@ Deno.test("compileArgs() lists the config variables as --allow-env, and nothing 
   for (const a of args) assert.ok(!/^(-A|--allow-all|--allow-ffi|--allow-import)/.test(a), a);
 });
 
-Deno.test("compileArgs() writes dist/sosvault from main.ts, with --unstable-kv, the lockfile frozen, no test packages", () => {
-  const args = compileArgs();
+Deno.test("compileArgs() writes dist/sosvault from main.ts, with --unstable-kv, the lockfile frozen, no test packages", async () => {
+  const args = compileArgs(await serverSet());
   assert.equal(args[0], "compile");
   assert.equal(args[args.indexOf("--output") + 1], OUTPUT);
   assert.equal(OUTPUT, "dist/sosvault");
@@ -52,13 +103,34 @@ Deno.test("compileArgs() writes dist/sosvault from main.ts, with --unstable-kv, 
   assert.ok(args.includes("--exclude-unused-npm"));
 });
 
-Deno.test("compileArgs() keeps the metadata address denied, with or without a host list", () => {
-  assert.ok(compileArgs().includes("--allow-net"));
-  assert.ok(compileArgs().includes("--deny-net=169.254.169.254"));
-  const narrow = compileArgs({ allowNet: ["jira.example.com", "127.0.0.1:8080"] });
+Deno.test("compileArgs() keeps the metadata address denied, with or without a host list", async () => {
+  const set = await serverSet();
+  assert.ok(compileArgs(set).includes("--allow-net"));
+  assert.ok(compileArgs(set).includes("--deny-net=169.254.169.254"));
+  const narrow = compileArgs(set, { allowNet: ["jira.example.com", "127.0.0.1:8080"] });
   assert.ok(narrow.includes("--allow-net=jira.example.com,127.0.0.1:8080"));
   assert.ok(!narrow.includes("--allow-net"));
   assert.ok(narrow.includes("--deny-net=169.254.169.254"));
+});
+
+Deno.test("permissionFlags() turns every form of a set's grant into the matching flag", () => {
+  assert.deepEqual(
+    permissionFlags({
+      net: { allow: true, deny: ["169.254.169.254"] },
+      read: ["a", "/b"],
+      write: [],
+      env: true,
+      run: false,
+      sys: { allow: ["hostname"] },
+    }),
+    [
+      "--allow-net",
+      "--deny-net=169.254.169.254",
+      "--allow-read=a,/b",
+      "--allow-env",
+      "--allow-sys=hostname",
+    ],
+  );
 });
 
 Deno.test("parseAllowNet() reads SOSVAULT_COMPILE_ALLOW_NET as a comma list of hosts", () => {
