@@ -16,6 +16,8 @@ import {
 } from "../jira/attachments.ts";
 import { uploadAttachment, type Uploader } from "../jira/upload.ts";
 import type { EventLog } from "../security/events.ts";
+import { KnownSecrets } from "../security/known_secrets.ts";
+import { secretsOfConnection } from "../connections/service.ts";
 import { type ArtifactPolicy, attachmentName, resolveArtifact } from "./artifacts.ts";
 
 export interface AttachmentServiceDeps {
@@ -58,6 +60,7 @@ export class AttachmentService {
     };
     return await this.d.events.around(event, async () => {
       const cred = await this.d.connections.use(ctx, connectionId);
+      refuseOwnSecret(cred.pat, [key]);
       return await listIssueAttachments(this.d.jira, cred.connection.base_url, cred.pat, key);
     });
   }
@@ -81,6 +84,7 @@ export class AttachmentService {
       const artifact = await resolveArtifact(input.artifact_ref, ctx.user, this.d.policy);
       const filename = attachmentName(input.filename, artifact.name);
       const cred = await this.d.connections.use(ctx, input.connection_id);
+      refuseOwnSecret(cred.pat, [filename, key]);
       const base = cred.connection.base_url;
       // Security: tracked from the moment the PAT is decrypted, so a revoke (here or on another
       // instance) also stops the pre-flight GETs, and no request starts after it was answered.
@@ -154,6 +158,24 @@ export class AttachmentService {
     } catch (err) {
       await this.d.events.record({ ...event, outcome: "failure", error_code: codeOf(err) });
       throw err;
+    }
+  }
+}
+
+/**
+ * Security: every string sent to Jira on a connection (file name, issue key) is checked against
+ * that connection's own secrets before a byte is sent, whatever path it came by (MCP or HTTP);
+ * the value is never echoed.
+ */
+function refuseOwnSecret(pat: string, outgoing: readonly string[]): void {
+  const known = KnownSecrets.forSecrets(secretsOfConnection(pat));
+  for (const text of outgoing) {
+    const r = known.search(text);
+    if (r.found || r.exhausted) {
+      throw new AppError(
+        "secret_rejected",
+        "The file name or issue key contains the personal access token of this connection, so nothing was sent to Jira. That token has now been seen: revoke it in Jira, and connect again with a new one.",
+      );
     }
   }
 }

@@ -12,6 +12,7 @@ import type { EventLog } from "../security/events.ts";
 import { DecryptError, fingerprint, type Keyring, open, patAad, seal } from "../vault/cipher.ts";
 import type { Logger } from "../log.ts";
 import type { RateLimiter } from "../security/rate_limit.ts";
+import { KnownSecrets, type KnownSecretSet } from "../security/known_secrets.ts";
 import type { ConnectionRecord, ConnectionStore, Versioned } from "./store.ts";
 
 /** A connection as the contract shows it: never a secret, never the ciphertext. */
@@ -184,6 +185,7 @@ export class ConnectionService {
         revoked_at: null,
         key_version: key.kid,
         pat_fp: await fingerprint(key, pat),
+        known_secrets: KnownSecrets.fingerprint(key, secretsOfConnection(pat)),
       };
       await this.d.store.create(record, envelope, now.getTime());
       await this.d.events.record({ ...event, outcome: "success", connection_id: id });
@@ -328,6 +330,22 @@ export class ConnectionService {
     for (const c of this.#inflight.get(id) ?? []) c.abort(revokedDuringUse());
   }
 
+  /**
+   * The caller's usable connections' secrets, for finding one inside a tool call: window
+   * fingerprints (`sets`), and whole-token fingerprints of connections made before those
+   * existed (`exact`).
+   */
+  async knownSecretsOf(user: string): Promise<{ sets: KnownSecretSet[]; exact: Set<string> }> {
+    const sets: KnownSecretSet[] = [];
+    const exact = new Set<string>();
+    for (const r of await this.d.store.listForUser(user)) {
+      if (r.user !== user || r.status !== "connected") continue;
+      if (r.known_secrets?.length) sets.push({ kid: r.key_version, secrets: r.known_secrets });
+      else exact.add(r.pat_fp);
+    }
+    return { sets, exact };
+  }
+
   /** Fingerprints of the caller's usable PATs, for recognising one pasted into a tool call. */
   async fingerprintsOf(user: string): Promise<Set<string>> {
     const out = new Set<string>();
@@ -445,6 +463,16 @@ function checkPatFormat(pat: string): string {
     );
   }
   return pat;
+}
+
+/**
+ * Every secret string a connection holds, registered as known secrets so that none of them can
+ * enter a tool call or an outgoing Jira string, even inside a longer one. A Data Center
+ * connection holds its PAT; a Cloud connection adds its API token, `email:token` and the
+ * base64 of that (its Basic credential) here.
+ */
+export function secretsOfConnection(pat: string): string[] {
+  return [pat];
 }
 
 export function codeOf(err: unknown) {

@@ -7,6 +7,7 @@
 import { kvKeys } from "../kv_keys.ts";
 import { lockTolerantKv } from "../kv_retry.ts";
 import type { Envelope } from "../vault/cipher.ts";
+import type { KnownSecretFingerprint } from "../security/known_secrets.ts";
 
 export type ConnectionStatus = "connected" | "expired" | "revoked";
 
@@ -24,6 +25,12 @@ export interface ConnectionRecord {
   key_version: string;
   /** Keyed fingerprint of the PAT, to recognise it if it is ever pasted into a tool call. */
   pat_fp: string;
+  /**
+   * The connection's secrets as window fingerprints, to find them inside longer strings
+   * (src/security/known_secrets.ts). Absent on connections made before it existed: those are
+   * recognised by `pat_fp` as whole tokens only.
+   */
+  known_secrets?: KnownSecretFingerprint[];
 }
 
 export interface Versioned<T> {
@@ -89,7 +96,7 @@ export class ConnectionStore {
     current: Versioned<ConnectionRecord>,
     currentEnvelope: Versioned<Envelope>,
     envelope: Envelope,
-    change: Pick<ConnectionRecord, "key_version" | "pat_fp">,
+    change: Pick<ConnectionRecord, "key_version" | "pat_fp" | "known_secrets">,
     nowMs: number,
   ): Promise<ConnectionRecord | null> {
     const id = current.value.connection_id;

@@ -9,6 +9,7 @@ import { fingerprint, type Keyring } from "../vault/cipher.ts";
 import type { EventLog } from "./events.ts";
 import type { Logger } from "../log.ts";
 import { findSecret } from "./secret_scan.ts";
+import { KnownSecrets } from "./known_secrets.ts";
 
 const OWN_ID = /^(jc|job|req)_[A-Za-z0-9_-]{16,64}$/;
 const SAFE_PATH = /^\$(\.[A-Za-z_][A-Za-z0-9_]{0,40}|\[\d{1,4}\])*$/;
@@ -23,18 +24,32 @@ export class SecretGuard {
    * they would sit in the model's transcript. The value is never echoed.
    */
   async check(ctx: RequestContext, args: unknown): Promise<void> {
-    let known: Set<string> | undefined;
+    // Loaded once per call, on the first string that needs it: one KV listing of the user's
+    // connections, whose fingerprints serve every string of the arguments.
+    let known: Promise<{ matcher: KnownSecrets; exact: Set<string> }> | undefined;
+    const load = () =>
+      known ??= this.d.connections.knownSecretsOf(ctx.user).then(({ sets, exact }) => ({
+        matcher: new KnownSecrets(this.d.keyring, sets),
+        exact,
+      }));
     const keys = [this.d.keyring.current, this.d.keyring.previous].filter((k) => k !== undefined);
     const isKnownSecret = async (candidate: string) => {
       // Our own ids (connection, job, request) can never be a Jira PAT, and they are in almost
       // every call: skip the KV read and the HMAC for them.
       if (OWN_ID.test(candidate)) return false;
-      known ??= await this.d.connections.fingerprintsOf(ctx.user);
-      if (known.size === 0) return false;
-      for (const key of keys) if (known.has(await fingerprint(key, candidate))) return true;
+      const { exact } = await load();
+      if (exact.size === 0) return false;
+      for (const key of keys) if (exact.has(await fingerprint(key, candidate))) return true;
       return false;
     };
-    const hit = await findSecret(args, isKnownSecret);
+    // Security: the caller's own secrets anywhere inside any string (`notes-<PAT>.txt`).
+    const searchKnown = async (text: string) => {
+      if (OWN_ID.test(text)) return null;
+      const { matcher } = await load();
+      const r = matcher.search(text);
+      return r.found ? "found" as const : r.exhausted ? "exhausted" as const : null;
+    };
+    const hit = await findSecret(args, isKnownSecret, searchKnown);
     if (!hit) return;
     if (hit.detector === "too_complex") {
       throw new AppError(

@@ -44,6 +44,15 @@ export interface SecretHit {
  */
 export type KnownSecretCheck = (candidate: string) => boolean | Promise<boolean>;
 
+/**
+ * Decides whether `text` (one string of the value, raw or normalised) contains one of the
+ * caller's secrets anywhere inside it; `"exhausted"` when its bounded work ran out (the scan
+ * then fails closed as `too_complex`). See src/security/known_secrets.ts.
+ */
+export type KnownSecretSearch = (
+  text: string,
+) => "found" | "exhausted" | null | Promise<"found" | "exhausted" | null>;
+
 /** Bounds that keep one scan cheap whatever the input; exported for tests and callers. */
 export const SCAN_LIMITS: Readonly<{
   maxDepth: number;
@@ -78,18 +87,27 @@ export const SCAN_LIMITS: Readonly<{
 export async function findSecret(
   value: unknown,
   isKnownSecret?: KnownSecretCheck,
+  searchKnown?: KnownSecretSearch,
 ): Promise<SecretHit | null> {
-  const walk = new TreeWalk(isKnownSecret !== undefined);
+  const walk = new TreeWalk(isKnownSecret !== undefined || searchKnown !== undefined);
   try {
     walk.visit(value, "$", 0);
   } catch {
     // Security: getters or proxies that throw must not turn the scan into a pass.
     walk.stopTooComplex("$");
   }
-  if (isKnownSecret === undefined) return walk.patternHit ?? walk.tooComplex;
-  const known = await firstKnownSecret(walk.leaves, isKnownSecret);
+  if (isKnownSecret === undefined && searchKnown === undefined) {
+    return walk.patternHit ?? walk.tooComplex;
+  }
+  const found = searchKnown === undefined
+    ? null
+    : await firstContainedSecret(walk.leaves, searchKnown);
+  if (found?.detector === "known_secret") return found;
+  const known = isKnownSecret === undefined
+    ? null
+    : await firstKnownSecret(walk.leaves, isKnownSecret);
   if (known?.detector === "known_secret") return known;
-  return walk.patternHit ?? known ?? walk.tooComplex;
+  return walk.patternHit ?? found ?? known ?? walk.tooComplex;
 }
 
 /**
@@ -264,6 +282,28 @@ async function firstKnownSecret(
     }
   }
   return null;
+}
+
+/** The first leaf that contains a known secret anywhere (the substring search). */
+async function firstContainedSecret(
+  leaves: readonly Leaf[],
+  searchKnown: KnownSecretSearch,
+): Promise<SecretHit | null> {
+  let exhausted: SecretHit | null = null;
+  for (const leaf of leaves) {
+    for (const variant of leaf.variants) {
+      const answer = await searchKnown(variant);
+      // Security: the user's own secret inside a longer string (`notes-<PAT>.txt`).
+      if (answer === "found") {
+        return { detector: "known_secret", path: leaf.path, length: leaf.length };
+      }
+      // Security: running out of search budget fails closed rather than passing.
+      if (answer === "exhausted") {
+        exhausted ??= { detector: "too_complex", path: leaf.path, length: 0 };
+      }
+    }
+  }
+  return exhausted;
 }
 
 const MIN_CANDIDATE = 20;

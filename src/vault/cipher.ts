@@ -4,6 +4,8 @@
  * ciphertext, and the owning user and connection bound as additional authenticated data.
  */
 
+import { createSecretKey, type KeyObject } from "node:crypto";
+
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 const SALT = enc.encode("sosvault/hkdf-salt/v1");
@@ -20,6 +22,13 @@ export interface VaultKey {
   kid: string;
   encrypt: CryptoKey;
   fingerprint: CryptoKey;
+  /**
+   * HMAC key for the known-secret windows (src/security/known_secrets.ts): a node:crypto key,
+   * because that search computes many small HMACs synchronously, which WebCrypto cannot.
+   */
+  window: KeyObject;
+  /** Secret base of the rolling prefilter of those windows (a number below 2^26). */
+  windowBase: number;
 }
 
 export interface Keyring {
@@ -50,11 +59,15 @@ export async function deriveVaultKey(masterKey: Uint8Array): Promise<VaultKey> {
   const master = await crypto.subtle.importKey("raw", masterKey as BufferSource, "HKDF", false, [
     "deriveBits",
   ]);
-  const [encBytes, fpBytes, idBytes] = await Promise.all([
+  const [encBytes, fpBytes, idBytes, windowBytes] = await Promise.all([
     hkdf(master, "sosvault/pat-encryption/v1", 32),
     hkdf(master, "sosvault/pat-fingerprint/v1", 32),
     hkdf(master, "sosvault/key-id/v1", 6),
+    hkdf(master, "sosvault/known-secret-window/v1", 32),
   ]);
+  const baseBytes = await hkdf(master, "sosvault/known-secret-prefilter/v1", 4);
+  const windowBase = 2 + (new DataView(baseBytes.buffer).getUint32(0) % (2 ** 26 - 16));
+  const window = createSecretKey(windowBytes);
   const encrypt = await crypto.subtle.importKey("raw", encBytes as BufferSource, "AES-GCM", false, [
     "encrypt",
     "decrypt",
@@ -68,7 +81,7 @@ export async function deriveVaultKey(masterKey: Uint8Array): Promise<VaultKey> {
   );
   encBytes.fill(0);
   fpBytes.fill(0);
-  return { kid: "k" + toHex(idBytes), encrypt, fingerprint };
+  return { kid: "k" + toHex(idBytes), encrypt, fingerprint, window, windowBase };
 }
 
 export async function createKeyring(current: Uint8Array, previous?: Uint8Array): Promise<Keyring> {

@@ -11,6 +11,8 @@
  *   key, so the previous key stays required (and accepted at start) until then.
  * - The PAT exists in clear only in this process's memory, between open and seal.
  */
+import { KnownSecrets } from "../security/known_secrets.ts";
+import { secretsOfConnection } from "../connections/service.ts";
 import { ConfigError } from "../config.ts";
 import type { Clock } from "../clock.ts";
 import type { ConnectionStore } from "../connections/store.ts";
@@ -174,7 +176,11 @@ async function rotateOne(d: RotationDeps, id: string): Promise<Outcome> {
       record,
       envelope,
       sealed,
-      { key_version: current.kid, pat_fp: patFp },
+      {
+        key_version: current.kid,
+        pat_fp: patFp,
+        known_secrets: KnownSecrets.fingerprint(current, secretsOfConnection(pat)),
+      },
       d.clock().getTime(),
     );
     if (done) return "rotated";
