@@ -6,6 +6,7 @@
  */
 import { kvKeys } from "../kv_keys.ts";
 import { lockTolerantKv } from "../kv_retry.ts";
+import { coalescingReader, type KvReader } from "../kv_reads.ts";
 import type { Envelope } from "../vault/cipher.ts";
 
 export type ConnectionStatus = "connected" | "expired" | "revoked";
@@ -36,9 +37,11 @@ const CLOSED_RECORD_TTL_MS = 30 * 86_400_000;
 
 export class ConnectionStore {
   private kv: Deno.Kv;
+  readonly #read: KvReader;
 
   constructor(kv: Deno.Kv) {
     this.kv = lockTolerantKv(kv);
+    this.#read = coalescingReader(kv);
   }
 
   async create(record: ConnectionRecord, envelope: Envelope, nowMs: number): Promise<void> {
@@ -58,7 +61,7 @@ export class ConnectionStore {
   }
 
   async get(id: string): Promise<Versioned<ConnectionRecord> | null> {
-    const e = await this.kv.get<ConnectionRecord>(kvKeys.connection(id));
+    const e = await this.#read<ConnectionRecord>(kvKeys.connection(id));
     return e.versionstamp ? { value: e.value!, versionstamp: e.versionstamp } : null;
   }
 
