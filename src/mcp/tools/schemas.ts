@@ -19,6 +19,9 @@ export const connectionOutput = z.object({
   last_verified_at: z.string(),
   revoked_at: z.string().nullable(),
   key_version: z.string(),
+  deployment: z.enum(["data_center", "cloud"]),
+  email_hint: z.string().optional().describe("Jira Cloud only: the masked account e-mail."),
+  token_kind: z.enum(["classic", "scoped"]).optional(),
 });
 
 export const attachmentOutput = z.object({
