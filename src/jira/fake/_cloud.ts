@@ -56,8 +56,11 @@ export interface FakeJiraCloud {
   revokeToken(token: string): void;
   addIssue(i: FakeCloudIssueInit): void;
   issue(key: string): { key: string; id: string; attachments: FakeAttachment[] } | undefined;
-  /** The next `count` authenticated requests answer 429 with Retry-After `seconds`. */
-  rateLimit(count: number, seconds: number): void;
+  /**
+   * The next `count` authenticated requests (of `method` only, when given) answer 429 with
+   * Retry-After `seconds`.
+   */
+  rateLimit(count: number, seconds: number, method?: string): void;
   /** Whether the account must pass a CAPTCHA in a browser before any API login works again. */
   captchaRequired(email: string): boolean;
   /** The person logged in once in a browser: API logins work again. */
@@ -115,6 +118,7 @@ class FakeCloud implements FakeJiraCloud {
   #nextAttachmentId = 10400;
   #limited = 0;
   #limitSeconds = 0;
+  #limitMethod: string | undefined;
 
   constructor(options: FakeCloudOptions) {
     this.#o = options;
@@ -164,9 +168,10 @@ class FakeCloud implements FakeJiraCloud {
     return i && { key: i.key, id: i.id, attachments: i.attachments.map((a) => ({ ...a })) };
   }
 
-  rateLimit(count: number, seconds: number): void {
+  rateLimit(count: number, seconds: number, method?: string): void {
     this.#limited = count;
     this.#limitSeconds = seconds;
+    this.#limitMethod = method;
   }
 
   captchaRequired(email: string): boolean {
@@ -276,7 +281,7 @@ class FakeCloud implements FakeJiraCloud {
       // The gateway checks scopes before Jira sees the request.
       return json(401, { code: 401, message: "Unauthorized; scope does not match" });
     }
-    if (this.#limited > 0) {
+    if (this.#limited > 0 && (!this.#limitMethod || this.#limitMethod === req.method)) {
       this.#limited--;
       const reset = new Date((this.#o.now?.() ?? new Date()).getTime() + this.#limitSeconds * 1000);
       return json(429, { errorMessages: ["Rate limit exceeded."] }, {
