@@ -454,7 +454,9 @@ This is an API token with scopes</label>
 
 function successPage(user: string, c: PublicConnection): Render {
   const body = markup`<h1>Connected</h1>
-<p class="ok" role="status">Jira account <strong>${c.jira_user.display_name}</strong> (${c.jira_user.name}) on <code>${c.base_url}</code> is now connected for sosvault user <strong>${user}</strong>.</p>
+<p class="ok" role="status">Jira account <strong>${c.jira_user.display_name}</strong> (${c.jira_user.name}${
+    c.email_hint ? `, ${c.email_hint}` : ""
+  }) on <code>${c.base_url}</code> is now connected for sosvault user <strong>${user}</strong>.</p>
 <p>Connection id:</p>
 <p class="id"><code id="connection-id">${c.connection_id}</code></p>
 <p>Return to your assistant and give it this connection id. You can close this page; your token will not be shown anywhere.</p>
