@@ -189,7 +189,10 @@ async function readForm(req: Request): Promise<FormFields> {
   const email = (seen.get("email") ?? "").trim();
   const kind = seen.get("token_kind");
   if (kind !== undefined && kind !== "scoped") {
-    throw new AppError("invalid_input", "The form has an unknown token kind: submit it from this page.");
+    throw new AppError(
+      "invalid_input",
+      "The form has an unknown token kind: submit it from this page.",
+    );
   }
   return {
     base_url: baseUrl,

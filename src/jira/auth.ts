@@ -88,7 +88,9 @@ function utf8Base64(text: string): string {
 // ---------------------------------------------------------------------------------------------
 // Intake checks for the Cloud fields
 
-const EMAIL = /^[^\s@:\u0000-\u001f\u007f]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$/;
+// The local part in RFC 5322 atext (and dots): no space, control character, "@" or ":".
+const EMAIL =
+  /^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$/;
 
 /**
  * Checks an Atlassian account e-mail's form. Security: the message never echoes it, and a colon

@@ -17,15 +17,7 @@ import type { ConnectionStore } from "../connections/store.ts";
 import { kvKeys } from "../kv_keys.ts";
 import type { Logger } from "../log.ts";
 import type { EventLog } from "../security/events.ts";
-import {
-  DecryptError,
-  type Envelope,
-  keyFor,
-  type Keyring,
-  open,
-  patAad,
-  seal,
-} from "./cipher.ts";
+import { DecryptError, type Envelope, keyFor, type Keyring, open, patAad, seal } from "./cipher.ts";
 import { resealSentinel } from "./sentinel.ts";
 import { secretFingerprints } from "../connections/credential.ts";
 

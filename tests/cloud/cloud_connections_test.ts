@@ -19,7 +19,9 @@ function basic(email: string, token: string): string {
 
 /** Neither the e-mail, nor the token, nor their pair (or its base64) is in this text. */
 function assertNoSecret(text: string, who: { email: string; api: string }) {
-  for (const s of [who.email, who.api, `${who.email}:${who.api}`, btoa(`${who.email}:${who.api}`)]) {
+  for (
+    const s of [who.email, who.api, `${who.email}:${who.api}`, btoa(`${who.email}:${who.api}`)]
+  ) {
     assert.ok(!text.includes(s), "a Cloud secret leaked");
   }
   assert.ok(!text.includes(who.email.split("@")[0].slice(1)), "the e-mail's local part leaked");
@@ -57,7 +59,11 @@ Deno.test("a classic Cloud API token connects through the site URL with Basic e-
     assertNoSecret(res.text, w.alice);
 
     const info = w.cloud.requests.find((r) => r.path === "/rest/api/2/serverInfo")!;
-    assert.equal(info.headers["authorization"], undefined, "serverInfo is asked without a credential");
+    assert.equal(
+      info.headers["authorization"],
+      undefined,
+      "serverInfo is asked without a credential",
+    );
     const myself = w.cloud.requests.filter((r) => r.path === "/rest/api/3/myself");
     assert.equal(myself.length, 1);
     assert.equal(myself[0].headers["authorization"], basic(w.alice.email, w.alice.api));
@@ -112,7 +118,9 @@ Deno.test("token_kind scoped goes to the gateway at once; status, verify and rev
   try {
     const id = await w.connect(w.bob, { token_kind: "scoped" });
     assert.ok(!w.cloud.requests.some((r) => r.path === "/rest/api/3/myself"), "site not tried");
-    const status = await w.server.call("GET", `/api/jira/connections/${id}`, { token: w.bob.token });
+    const status = await w.server.call("GET", `/api/jira/connections/${id}`, {
+      token: w.bob.token,
+    });
     assert.equal(status.body.deployment, "cloud");
     assert.equal(status.body.email_hint, "c***@canary.example.org");
     const verified = await w.server.call("GET", `/api/jira/connections/${id}?verify=1`, {
@@ -172,59 +180,131 @@ Deno.test("bad Cloud input is refused with a clear, non-sensitive error and noth
   try {
     const base = w.site.url;
     const dcPat = makeDcPat();
-    const cases: Array<[string, CloudWorld["server"], string, Record<string, unknown>, number, RegExp]> = [
-      ["a DC PAT offered as a Cloud token", w.server, w.alice.token, {
-        base_url: base,
-        pat: dcPat,
-        email: w.alice.email,
-      }, 400, /Data Center personal access token, but this Jira is Jira Cloud/],
-      ["a Cloud token offered to Data Center with an e-mail", dc.server, dc.alice.token, {
-        base_url: dc.jira.url,
-        pat: w.alice.api,
-        email: w.alice.email,
-      }, 400, /Server\/Data Center, which takes a personal access token alone/],
-      ["a Cloud token offered to Data Center as a PAT", dc.server, dc.alice.token, {
-        base_url: dc.jira.url,
-        pat: w.alice.api,
-      }, 400, /looks like an Atlassian Cloud API token, but this Jira is Server\/Data Center/],
-      ["an e-mail with no token", w.server, w.alice.token, {
-        base_url: base,
-        pat: "",
-        email: w.alice.email,
-      }, 400, /pat is empty/],
-      ["a token with no e-mail on Cloud", w.server, w.alice.token, {
-        base_url: base,
-        pat: w.alice.api,
-      }, 400, /Jira Cloud: it takes the e-mail address of your Atlassian account/],
-      ["a wrong e-mail", w.server, w.alice.token, {
-        base_url: base,
-        pat: w.alice.api,
-        email: "someone.else@canary.example.org",
-      }, 422, /wrong e-mail/],
-      ["a malformed e-mail", w.server, w.alice.token, {
-        base_url: base,
-        pat: w.alice.api,
-        email: "not an e-mail",
-      }, 400, /e-mail address of your Atlassian account/],
-      ["a scoped token on the site URL, said to be classic", w.server, w.bob.token, {
-        base_url: base,
-        pat: w.bob.api,
-        email: w.bob.email,
-        token_kind: "classic",
-      }, 422, /rejected the e-mail and API token/],
-      ["token_kind without an e-mail", w.server, w.alice.token, {
-        base_url: base,
-        pat: w.alice.api,
-        token_kind: "scoped",
-      }, 400, /token_kind applies to Jira Cloud/],
+    const cases: Array<
+      [string, CloudWorld["server"], string, Record<string, unknown>, number, RegExp]
+    > = [
+      [
+        "a DC PAT offered as a Cloud token",
+        w.server,
+        w.alice.token,
+        {
+          base_url: base,
+          pat: dcPat,
+          email: w.alice.email,
+        },
+        400,
+        /Data Center personal access token, but this Jira is Jira Cloud/,
+      ],
+      [
+        "a Cloud token offered to Data Center with an e-mail",
+        dc.server,
+        dc.alice.token,
+        {
+          base_url: dc.jira.url,
+          pat: w.alice.api,
+          email: w.alice.email,
+        },
+        400,
+        /Server\/Data Center, which takes a personal access token alone/,
+      ],
+      [
+        "a Cloud token offered to Data Center as a PAT",
+        dc.server,
+        dc.alice.token,
+        {
+          base_url: dc.jira.url,
+          pat: w.alice.api,
+        },
+        400,
+        /looks like an Atlassian Cloud API token, but this Jira is Server\/Data Center/,
+      ],
+      [
+        "an e-mail with no token",
+        w.server,
+        w.alice.token,
+        {
+          base_url: base,
+          pat: "",
+          email: w.alice.email,
+        },
+        400,
+        /pat is empty/,
+      ],
+      [
+        "a token with no e-mail on Cloud",
+        w.server,
+        w.alice.token,
+        {
+          base_url: base,
+          pat: w.alice.api,
+        },
+        400,
+        /Jira Cloud: it takes the e-mail address of your Atlassian account/,
+      ],
+      [
+        "a wrong e-mail",
+        w.server,
+        w.alice.token,
+        {
+          base_url: base,
+          pat: w.alice.api,
+          email: "someone.else@canary.example.org",
+        },
+        422,
+        /wrong e-mail/,
+      ],
+      [
+        "a malformed e-mail",
+        w.server,
+        w.alice.token,
+        {
+          base_url: base,
+          pat: w.alice.api,
+          email: "not an e-mail",
+        },
+        400,
+        /e-mail address of your Atlassian account/,
+      ],
+      [
+        "a scoped token on the site URL, said to be classic",
+        w.server,
+        w.bob.token,
+        {
+          base_url: base,
+          pat: w.bob.api,
+          email: w.bob.email,
+          token_kind: "classic",
+        },
+        422,
+        /rejected the e-mail and API token/,
+      ],
+      [
+        "token_kind without an e-mail",
+        w.server,
+        w.alice.token,
+        {
+          base_url: base,
+          pat: w.alice.api,
+          token_kind: "scoped",
+        },
+        400,
+        /token_kind applies to Jira Cloud/,
+      ],
       ...["acme.atlassian.net.evil.example", "acme-atlassian.net", "xn--tlassian-9gg.net"].map((
         host,
       ) =>
-        [`the look-alike host ${host}`, w.server, w.alice.token, {
-          base_url: `https://${host}`,
-          pat: w.alice.api,
-          email: w.alice.email,
-        }, 400, /names Atlassian but is not a Jira Cloud site/] as [
+        [
+          `the look-alike host ${host}`,
+          w.server,
+          w.alice.token,
+          {
+            base_url: `https://${host}`,
+            pat: w.alice.api,
+            email: w.alice.email,
+          },
+          400,
+          /names Atlassian but is not a Jira Cloud site/,
+        ] as [
           string,
           CloudWorld["server"],
           string,
@@ -287,7 +367,10 @@ Deno.test("Cloud's 429 is honoured for reads (Retry-After) and never retried for
     const mcp = await connectMcp(w.server.url, w.alice.token);
     try {
       w.cloud.rateLimit(1, 1);
-      const list = await mcp.call("jira_list_attachments", { connection_id: id, issue_key: "SUP-1" });
+      const list = await mcp.call("jira_list_attachments", {
+        connection_id: id,
+        issue_key: "SUP-1",
+      });
       assert.ok(!list.isError, JSON.stringify(list));
       const gets = w.cloud.requests.filter((r) => r.path === "/rest/api/3/issue/SUP-1");
       assert.deepEqual(gets.map((r) => r.status), [429, 200], "one wait, then the answer");

@@ -83,7 +83,11 @@ Deno.test("connect page: the scoped-token checkbox sends the token through the g
     });
     assert.equal(done.status, 200, done.text);
     assert.ok(!w.cloud.requests.some((r) => r.path === "/rest/api/3/myself"), "site not tried");
-    const bad = await page(w, "POST", path, { base_url: w.site.url, pat: "x", token_kind: "other" });
+    const bad = await page(w, "POST", path, {
+      base_url: w.site.url,
+      pat: "x",
+      token_kind: "other",
+    });
     assert.ok(bad.status >= 400);
   } finally {
     await w.close();

@@ -73,7 +73,10 @@ async function suite(kind: Kind, dir: string) {
     assert.equal(post.headers["x-atlassian-token"], "no-check");
     assert.ok((post.maxHeldBytes ?? 0) < 16 * 1024 * 1024, "the fake streamed it too");
 
-    const again = await mcp.call("jira_list_attachments", { connection_id: id, issue_key: "SUP-1" });
+    const again = await mcp.call("jira_list_attachments", {
+      connection_id: id,
+      issue_key: "SUP-1",
+    });
     assert.equal(again.structuredContent.attachments.length, 1);
 
     const revoked = await mcp.call("jira_revoke_connection", { connection_id: id });

@@ -36,6 +36,20 @@ Deno.test("mock mode connects a DC PAT, a classic and a scoped Cloud API token",
     assert.equal(scoped.status, 201, scoped.text);
     assert.equal(scoped.body.token_kind, "scoped");
 
+    // The README's demo credentials.
+    const demo = await connect({
+      base_url: "https://acme.atlassian.net",
+      email: "demo@example.com",
+      pat: "ATATT3sosvault-demo-only-not-a-real-token",
+    });
+    assert.equal(demo.status, 201, demo.text);
+    const demoScoped = await connect({
+      base_url: "https://acme.atlassian.net",
+      email: "demo@example.com",
+      pat: "ATATT3SCOPED-sosvault-demo-only",
+    });
+    assert.equal(demoScoped.body.token_kind, "scoped", demoScoped.text);
+
     const mixed = await connect({ base_url: "https://demo.atlassian.net", pat: makeDcPat() });
     assert.equal(mixed.status, 400, "a DC PAT alone on the Cloud fake");
   } finally {

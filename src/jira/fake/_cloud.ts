@@ -271,10 +271,14 @@ class FakeCloud implements FakeJiraCloud {
       });
     }
     if (!caller.account) {
-      return json(401, { errorMessages: ["Client must be authenticated to access this resource."] }, {
-        "X-Seraph-LoginReason": caller.refusal === "failed" ? "AUTHENTICATED_FAILED" : "",
-        "WWW-Authenticate": 'Basic realm="protected-area"',
-      });
+      return json(
+        401,
+        { errorMessages: ["Client must be authenticated to access this resource."] },
+        {
+          "X-Seraph-LoginReason": caller.refusal === "failed" ? "AUTHENTICATED_FAILED" : "",
+          "WWW-Authenticate": 'Basic realm="protected-area"',
+        },
+      );
     }
     const needed = scopeOf(req.method, route);
     if (viaGateway && caller.token?.scoped && needed && !caller.token.scopes.has(needed)) {
@@ -331,12 +335,15 @@ class FakeCloud implements FakeJiraCloud {
     const colon = pair.indexOf(":");
     const email = pair.slice(0, colon).toLowerCase();
     const secret = pair.slice(colon + 1);
-    let account = this.#accounts.get(email);
-    if (!account && this.#o.acceptAnyToken && /^ATATT3[A-Za-z0-9_=-]{20,}$/.test(secret)) {
-      this.addAccount({ email, displayName: `Mock ${email.split("@")[0]}` });
+    const mockable = this.#o.acceptAnyToken && colon > 0 && !this.#revoked.has(secret) &&
+      !this.#tokens.has(secret) && /^ATATT3[A-Za-z0-9_=-]{20,}$/.test(secret);
+    if (mockable) {
+      if (!this.#accounts.has(email)) {
+        this.addAccount({ email, displayName: `Mock ${email.split("@")[0]}` });
+      }
       this.addToken(email, secret, { scoped: secret.includes("SCOPED") });
-      account = this.#accounts.get(email);
     }
+    const account = this.#accounts.get(email);
     if (colon < 1 || !account) return { refusal: "failed" };
     if (account.captcha) return { refusal: "captcha" };
     const token = this.#revoked.has(secret) ? undefined : this.#tokens.get(secret);
