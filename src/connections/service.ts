@@ -41,8 +41,11 @@ export interface PublicConnection {
   deployment: Deployment;
   /** Cloud only: the masked e-mail of the Atlassian account, e.g. `a***@example.com`. */
   email_hint?: string;
-  /** Cloud only: `classic` (site URL) or `scoped` (through api.atlassian.com). */
-  token_kind?: TokenKind;
+  /**
+   * Cloud only: `site` (a classic token, on the site URL) or `gateway` (a scoped token, through
+   * api.atlassian.com). Not called token_kind here: no output field is named like a secret.
+   */
+  cloud_route?: "site" | "gateway";
 }
 
 export function toPublic(r: ConnectionRecord): PublicConnection {
@@ -58,7 +61,12 @@ export function toPublic(r: ConnectionRecord): PublicConnection {
     revoked_at: r.revoked_at,
     key_version: r.key_version,
     deployment: r.deployment ?? "data_center",
-    ...(cloud ? { email_hint: r.email_hint ?? "***", token_kind: r.token_kind ?? "classic" } : {}),
+    ...(cloud
+      ? {
+        email_hint: r.email_hint ?? "***",
+        cloud_route: r.token_kind === "scoped" ? "gateway" as const : "site" as const,
+      }
+      : {}),
   };
 }
 
@@ -210,7 +218,10 @@ export class ConnectionService {
       }
       // Security: an Atlassian token is never sent to a host that only looks like Atlassian.
       if (email !== undefined) refuseAtlassianLookalike(baseUrl);
-      const deployment = await this.d.jira.deploymentOf(baseUrl);
+      // With an e-mail, Jira's serverInfo decides the kind before any credential is sent. A PAT
+      // alone goes to Data Center's Bearer route as it always did: Cloud refuses Bearer PATs, so
+      // a success proves Data Center, and a refusal is followed by the serverInfo question.
+      const deployment = email === undefined ? undefined : await this.d.jira.deploymentOf(baseUrl);
       const found = deployment === "cloud"
         ? await this.cloudLogin(baseUrl, pat, email, input.token_kind)
         : await this.dataCenterLogin(baseUrl, pat, email, deployment);
@@ -396,13 +407,23 @@ export class ConnectionService {
           : "this Jira did not identify itself as Jira Cloud (its serverInfo does not say Cloud), so an e-mail and API token cannot be used: check base_url, or leave the e-mail empty for a Data Center personal access token",
       );
     }
-    if (deployment === "data_center" && /^ATATT/.test(pat)) {
+    // Security: an Atlassian API token never goes out as a Data Center Bearer token.
+    if (/^ATATT/.test(pat)) {
       throw new AppError(
         "invalid_input",
-        "this looks like an Atlassian Cloud API token, but this Jira is Server/Data Center: create a personal access token in your Jira profile (Profile → Personal Access Tokens)",
+        "this looks like an Atlassian Cloud API token: Jira Cloud takes it together with the e-mail address of your Atlassian account, so enter your e-mail too (a Jira Server/Data Center needs a personal access token from your Jira profile instead)",
       );
     }
-    return { user: await this.d.jira.myself(baseUrl, pat), cloud: undefined };
+    try {
+      return { user: await this.d.jira.myself(baseUrl, pat), cloud: undefined };
+    } catch (err) {
+      if (err instanceof AppError && ["invalid_credentials", "not_found"].includes(err.code)) {
+        // Refused: was it a Cloud site, where a PAT alone can never work?
+        const kind = await this.d.jira.deploymentOf(baseUrl).catch(() => undefined);
+        if (kind === "cloud") throw cloudNeedsEmail();
+      }
+      throw err;
+    }
   }
 
   /**
@@ -418,12 +439,7 @@ export class ConnectionService {
   ) {
     // Security: an Atlassian token is never sent to a host that only looks like Atlassian.
     refuseAtlassianLookalike(siteUrl);
-    if (email === undefined) {
-      throw new AppError(
-        "invalid_input",
-        "this Jira is Jira Cloud: it takes the e-mail address of your Atlassian account together with an API token, so enter your e-mail too",
-      );
-    }
+    if (email === undefined) throw cloudNeedsEmail();
     if (isDataCenterPatShape(token)) {
       throw new AppError(
         "invalid_input",
@@ -556,6 +572,12 @@ export class ConnectionService {
     );
   }
 }
+
+const cloudNeedsEmail = () =>
+  new AppError(
+    "invalid_input",
+    "this Jira is Jira Cloud: it takes the e-mail address of your Atlassian account together with an API token, so enter your e-mail too",
+  );
 
 const revokedDuringUse = () =>
   new AppError(

@@ -52,7 +52,7 @@ Deno.test("a classic Cloud API token connects through the site URL with Basic e-
     assert.equal(res.status, 201, res.text);
     const c = res.body;
     assert.equal(c.deployment, "cloud");
-    assert.equal(c.token_kind, "classic");
+    assert.equal(c.cloud_route, "site");
     assert.equal(c.email_hint, `c***@canary.example.org`);
     // Cloud has no user names: name carries the accountId.
     assert.deepEqual(c.jira_user, { name: w.alice.accountId, display_name: "alice Cloud" });
@@ -85,7 +85,7 @@ Deno.test("a scoped token refused by the site URL is routed through the gateway 
       json: { base_url: w.site.url, pat: w.bob.api, email: w.bob.email },
     });
     assert.equal(res.status, 201, res.text);
-    assert.equal(res.body.token_kind, "scoped");
+    assert.equal(res.body.cloud_route, "gateway");
     assert.equal(res.body.jira_user.name, w.bob.accountId);
     const paths = w.cloud.requests.map((r) => `${r.method} ${r.path} ${r.status}`);
     assert.ok(paths.includes("GET /rest/api/3/myself 401"), paths.join("\n"));
@@ -216,7 +216,7 @@ Deno.test("bad Cloud input is refused with a clear, non-sensitive error and noth
           pat: w.alice.api,
         },
         400,
-        /looks like an Atlassian Cloud API token, but this Jira is Server\/Data Center/,
+        /looks like an Atlassian Cloud API token: Jira Cloud takes it together with the e-mail/,
       ],
       [
         "an e-mail with no token",
@@ -231,7 +231,7 @@ Deno.test("bad Cloud input is refused with a clear, non-sensitive error and noth
         /pat is empty/,
       ],
       [
-        "a token with no e-mail on Cloud",
+        "a Cloud token with no e-mail on Cloud",
         w.server,
         w.alice.token,
         {
@@ -239,7 +239,15 @@ Deno.test("bad Cloud input is refused with a clear, non-sensitive error and noth
           pat: w.alice.api,
         },
         400,
-        /Jira Cloud: it takes the e-mail address of your Atlassian account/,
+        /Atlassian Cloud API token: .* enter your e-mail too/,
+      ],
+      [
+        "a DC PAT with no e-mail on Cloud",
+        w.server,
+        w.alice.token,
+        { base_url: base, pat: dcPat },
+        400,
+        /this Jira is Jira Cloud: it takes the e-mail address of your Atlassian account/,
       ],
       [
         "a wrong e-mail",

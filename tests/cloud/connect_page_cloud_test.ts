@@ -46,7 +46,7 @@ Deno.test("connect page: the Cloud e-mail is optional, asked for when the site i
     // Step two: the site said Cloud, so the page asks for the e-mail (required now).
     const ask = await page(w, "POST", path, { base_url: w.site.url, pat: w.alice.api });
     assert.equal(ask.status, 400);
-    assert.match(ask.text, /This Jira is Jira Cloud: it takes the e-mail address/);
+    assert.match(ask.text, /Atlassian Cloud API token: .* enter your e-mail too/);
     assert.match(ask.text, /<input id="email" name="email" type="email"[^>]* required value="">/);
     assert.ok(!ask.text.includes(w.alice.api));
 

@@ -25,7 +25,7 @@ Deno.test("mock mode connects a DC PAT, a classic and a scoped Cloud API token",
     });
     assert.equal(classic.status, 201, classic.text);
     assert.equal(classic.body.deployment, "cloud");
-    assert.equal(classic.body.token_kind, "classic");
+    assert.equal(classic.body.cloud_route, "site");
     assert.equal(classic.body.email_hint, "d***@example.com");
 
     const scoped = await connect({
@@ -34,7 +34,7 @@ Deno.test("mock mode connects a DC PAT, a classic and a scoped Cloud API token",
       pat: makeCloudToken().replace(/^ATATT3/, "ATATT3SCOPED"),
     });
     assert.equal(scoped.status, 201, scoped.text);
-    assert.equal(scoped.body.token_kind, "scoped");
+    assert.equal(scoped.body.cloud_route, "gateway");
 
     // The README's demo credentials.
     const demo = await connect({
@@ -48,7 +48,7 @@ Deno.test("mock mode connects a DC PAT, a classic and a scoped Cloud API token",
       email: "demo@example.com",
       pat: "ATATT3SCOPED-sosvault-demo-only",
     });
-    assert.equal(demoScoped.body.token_kind, "scoped", demoScoped.text);
+    assert.equal(demoScoped.body.cloud_route, "gateway", demoScoped.text);
 
     const mixed = await connect({ base_url: "https://demo.atlassian.net", pat: makeDcPat() });
     assert.equal(mixed.status, 400, "a DC PAT alone on the Cloud fake");

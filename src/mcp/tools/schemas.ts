@@ -21,7 +21,9 @@ export const connectionOutput = z.object({
   key_version: z.string(),
   deployment: z.enum(["data_center", "cloud"]),
   email_hint: z.string().optional().describe("Jira Cloud only: the masked account e-mail."),
-  token_kind: z.enum(["classic", "scoped"]).optional(),
+  cloud_route: z.enum(["site", "gateway"]).optional().describe(
+    "Jira Cloud only: site (classic API token) or gateway (scoped API token, api.atlassian.com).",
+  ),
 });
 
 export const attachmentOutput = z.object({
