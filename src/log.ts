@@ -17,9 +17,10 @@ export interface Logger {
 }
 
 const REDACTED = "[redacted]";
-// Security: any field whose name suggests a credential is masked whatever its value.
+// Security: any field whose name suggests a credential (or a Cloud account e-mail, personal
+// data) is masked whatever its value.
 const SECRET_FIELD =
-  /^(pat|token|access_token|api_token|api_key|apikey|secret|password|passwd|authorization|cookie|set-cookie|master_key|private_key|credential|credentials)$/i;
+  /^(pat|token|access_token|api_token|api_key|apikey|secret|password|passwd|authorization|cookie|set-cookie|master_key|private_key|credential|credentials|email)$/i;
 // Security: secret-shaped text inside any string (bearer headers, Data Center PATs, prefixed
 // tokens, key blocks). Cheap regexes; the tool-argument detector is the precise one.
 const SECRET_TEXT: RegExp[] = [

@@ -12,7 +12,7 @@ import { ConnectionStore } from "./connections/store.ts";
 import { ConnectionService } from "./connections/service.ts";
 import { JiraClient } from "./jira/client.ts";
 import { httpTransport, inProcessTransport, type JiraTransport } from "./jira/transport.ts";
-import { mockModeJira } from "./jira/fake/mod.ts";
+import { isMockCloudHost, mockModeJira, mockModeJiraCloud } from "./jira/fake/mod.ts";
 import { EventLog } from "./security/events.ts";
 import { UserStore } from "./users/users.ts";
 import type { Services } from "./services.ts";
@@ -42,6 +42,11 @@ export interface RuntimeOptions {
   /** How long generate_sosreport waits before answering `running`. */
   sosWaitMs?: number;
   sosTimeoutMs?: number;
+  /**
+   * Where scoped Jira Cloud tokens are sent (default https://api.atlassian.com). Internal: tests
+   * point it at the fake Cloud on loopback; operators have no reason to change it.
+   */
+  cloudGatewayUrl?: string;
 }
 
 export async function openServices(
@@ -71,8 +76,11 @@ export async function openServices(
   let uploader = options.uploader;
   if (config.mockMode) {
     const fake = mockModeJira();
-    transport ??= inProcessTransport((req) => fake.fetch(req));
-    uploader ??= inProcessUploader((req) => fake.fetch(req));
+    const cloud = mockModeJiraCloud();
+    const pick = (req: Request) =>
+      isMockCloudHost(new URL(req.url).hostname) ? cloud.fetch(req) : fake.fetch(req);
+    transport ??= inProcessTransport(pick);
+    uploader ??= inProcessUploader(pick);
   }
   const caPem = config.caFile ? await Deno.readTextFile(config.caFile) : undefined;
   transport ??= httpTransport(caPem);
@@ -91,6 +99,7 @@ export async function openServices(
     allowedHosts: config.allowedHosts,
     anyHost: config.mockMode,
     rateLimiter,
+    cloudGateway: options.cloudGatewayUrl,
   });
   const runner = options.runner ?? processRunner;
   const consents = new ConsentService(kv, clock, events);

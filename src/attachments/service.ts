@@ -58,7 +58,7 @@ export class AttachmentService {
     };
     return await this.d.events.around(event, async () => {
       const cred = await this.d.connections.use(ctx, connectionId);
-      return await listIssueAttachments(this.d.jira, cred.connection.base_url, cred.pat, key);
+      return await listIssueAttachments(this.d.jira, cred.auth.apiBase, cred.auth, key);
     });
   }
 
@@ -81,7 +81,7 @@ export class AttachmentService {
       const artifact = await resolveArtifact(input.artifact_ref, ctx.user, this.d.policy);
       const filename = attachmentName(input.filename, artifact.name);
       const cred = await this.d.connections.use(ctx, input.connection_id);
-      const base = cred.connection.base_url;
+      const base = cred.auth.apiBase;
       // Security: tracked from the moment the PAT is decrypted, so a revoke (here or on another
       // instance) also stops the pre-flight GETs, and no request starts after it was answered.
       const use = this.d.connections.track(cred.connection, signal);
@@ -91,7 +91,7 @@ export class AttachmentService {
       try {
         await use.ready;
         use.signal.throwIfAborted();
-        const settings = await attachmentSettings(this.d.jira, base, cred.pat, use.signal);
+        const settings = await attachmentSettings(this.d.jira, base, cred.auth, use.signal);
         if (!settings.enabled) {
           throw new AppError(
             "forbidden",
@@ -104,13 +104,14 @@ export class AttachmentService {
             `the file is ${artifact.size} bytes, above this Jira's attachment limit of ${settings.uploadLimit} bytes: ask the Jira administrator, or split the file`,
           );
         }
-        existing = await listIssueAttachments(this.d.jira, base, cred.pat, key, use.signal);
+        existing = await listIssueAttachments(this.d.jira, base, cred.auth, key, use.signal);
         sameName = existing.attachments.filter((a) => a.filename === filename).map((a) => a.id);
         await progress(0, artifact.size, `uploading ${filename}`);
         uploaded = await uploadAttachment(this.d.uploader, {
           baseUrl: base,
           issueKey: existing.issue_key,
           pat: cred.pat,
+          auth: cred.auth,
           filePath: artifact.path,
           filename,
           size: artifact.size,
@@ -125,7 +126,8 @@ export class AttachmentService {
       }
       const first = uploaded[0];
       // Security: what Jira says it stored goes to the model; never if it quotes the token.
-      if (JSON.stringify(uploaded).includes(cred.pat)) {
+      const answer = JSON.stringify(uploaded);
+      if (cred.auth.secrets.some((s) => answer.includes(s))) {
         throw new AppError(
           "upstream_unavailable",
           "Jira's answer contained the personal access token itself, so sosvault did not use it: tell the Jira administrator",

@@ -9,10 +9,22 @@ import { CONNECTION_ID, newConnectionId } from "../ids.ts";
 import type { JiraClient } from "../jira/client.ts";
 import { normaliseBaseUrl } from "../jira/base_url.ts";
 import type { EventLog } from "../security/events.ts";
-import { DecryptError, fingerprint, type Keyring, open, patAad, seal } from "../vault/cipher.ts";
+import { DecryptError, type Keyring, open, patAad, seal } from "../vault/cipher.ts";
 import type { Logger } from "../log.ts";
 import type { RateLimiter } from "../security/rate_limit.ts";
 import type { ConnectionRecord, ConnectionStore, Versioned } from "./store.ts";
+import {
+  ATLASSIAN_GATEWAY,
+  checkEmail,
+  cloudAuth,
+  type Deployment,
+  type JiraAuth,
+  maskEmail,
+  refuseAtlassianLookalike,
+  type TokenKind,
+} from "../jira/auth.ts";
+import { isDataCenterPatShape } from "../security/secret_scan.ts";
+import { authOf, encodeCloudSecret, secretFingerprints } from "./credential.ts";
 
 /** A connection as the contract shows it: never a secret, never the ciphertext. */
 export interface PublicConnection {
@@ -25,9 +37,19 @@ export interface PublicConnection {
   last_verified_at: string;
   revoked_at: string | null;
   key_version: string;
+  /** `data_center` (Bearer PAT) or `cloud` (Basic e-mail + API token). */
+  deployment: Deployment;
+  /** Cloud only: the masked e-mail of the Atlassian account, e.g. `a***@example.com`. */
+  email_hint?: string;
+  /**
+   * Cloud only: `site` (a classic token, on the site URL) or `gateway` (a scoped token, through
+   * api.atlassian.com). Not called token_kind here: no output field is named like a secret.
+   */
+  cloud_route?: "site" | "gateway";
 }
 
 export function toPublic(r: ConnectionRecord): PublicConnection {
+  const cloud = r.deployment === "cloud";
   return {
     connection_id: r.connection_id,
     status: r.status,
@@ -38,7 +60,25 @@ export function toPublic(r: ConnectionRecord): PublicConnection {
     last_verified_at: r.last_verified_at,
     revoked_at: r.revoked_at,
     key_version: r.key_version,
+    deployment: r.deployment ?? "data_center",
+    ...(cloud
+      ? {
+        email_hint: r.email_hint ?? "***",
+        cloud_route: r.token_kind === "scoped" ? "gateway" as const : "site" as const,
+      }
+      : {}),
   };
+}
+
+/** What the intake (HTTP API or connect page) hands over. */
+export interface ConnectInput {
+  base_url: string;
+  /** The Data Center PAT, or the Cloud API token. */
+  pat: string;
+  /** Cloud: the Atlassian account's e-mail. */
+  email?: string;
+  /** Cloud: say the token is scoped (else found out when the site URL refuses it). */
+  token_kind?: TokenKind;
 }
 
 export interface ConnectionServiceDeps {
@@ -53,12 +93,17 @@ export interface ConnectionServiceDeps {
   /** Mock mode: the embedded fake Jira answers every host, so no host is "internal". */
   anyHost?: boolean;
   rateLimiter: RateLimiter;
+  /** Atlassian's API gateway for scoped Cloud tokens; tests point it at the fake on loopback. */
+  cloudGateway?: string;
 }
 
 /** A usable connection with its decrypted PAT; the PAT must not outlive the Jira call. */
 export interface Credential {
   connection: ConnectionRecord;
+  /** The PAT, or the Cloud API token. */
   pat: string;
+  /** How to call this connection's Jira (scheme, route, the secret forms to refuse in answers). */
+  auth: JiraAuth;
 }
 
 const NOT_FOUND =
@@ -151,10 +196,7 @@ export class ConnectionService {
     return normaliseBaseUrl(input, this.d.allowedHosts, { allowInternal: this.d.anyHost });
   }
 
-  async connect(
-    ctx: RequestContext,
-    input: { base_url: string; pat: string },
-  ): Promise<PublicConnection> {
+  async connect(ctx: RequestContext, input: ConnectInput): Promise<PublicConnection> {
     const event = {
       type: "connect" as const,
       user: ctx.user,
@@ -167,11 +209,30 @@ export class ConnectionService {
       await this.d.rateLimiter.take("connect", ctx.user);
       const baseUrl = this.validateBaseUrl(input.base_url);
       const pat = checkPatFormat(input.pat);
-      const jiraUser = await this.d.jira.myself(baseUrl, pat);
+      const email = input.email === undefined ? undefined : checkEmail(input.email);
+      if (input.token_kind !== undefined && email === undefined) {
+        throw new AppError(
+          "invalid_input",
+          "token_kind applies to Jira Cloud API tokens only: give the e-mail of your Atlassian account too, or leave token_kind out for a Data Center personal access token",
+        );
+      }
+      // Security: an Atlassian token is never sent to a host that only looks like Atlassian.
+      if (email !== undefined) refuseAtlassianLookalike(baseUrl);
+      // With an e-mail, Jira's serverInfo decides the kind before any credential is sent. A PAT
+      // alone goes to Data Center's Bearer route as it always did: Cloud refuses Bearer PATs, so
+      // a success proves Data Center, and a refusal is followed by the serverInfo question.
+      const deployment = email === undefined ? undefined : await this.d.jira.deploymentOf(baseUrl);
+      const found = deployment === "cloud"
+        ? await this.cloudLogin(baseUrl, pat, email, input.token_kind)
+        : await this.dataCenterLogin(baseUrl, pat, email, deployment);
       const id = newConnectionId();
       const now = this.d.clock();
       const key = this.d.keyring.current;
-      const envelope = await seal(key, pat, patAad(ctx.user, id));
+      const plaintext = found.cloud
+        ? encodeCloudSecret({ email: found.cloud.email, token: pat })
+        : pat;
+      const envelope = await seal(key, plaintext, patAad(ctx.user, id));
+      const jiraUser = found.user;
       const record: ConnectionRecord = {
         connection_id: id,
         user: ctx.user,
@@ -183,7 +244,15 @@ export class ConnectionService {
         last_verified_at: now.toISOString(),
         revoked_at: null,
         key_version: key.kid,
-        pat_fp: await fingerprint(key, pat),
+        ...await secretFingerprints(key, found.cloud ? "cloud" : "data_center", plaintext),
+        deployment: found.cloud ? "cloud" : "data_center",
+        ...(found.cloud
+          ? {
+            email_hint: maskEmail(found.cloud.email),
+            token_kind: found.cloud.tokenKind,
+            ...(found.cloud.cloudId ? { cloud_id: found.cloud.cloudId } : {}),
+          }
+          : {}),
       };
       await this.d.store.create(record, envelope, now.getTime());
       await this.d.events.record({ ...event, outcome: "success", connection_id: id });
@@ -222,7 +291,7 @@ export class ConnectionService {
     };
     try {
       const cred = await this.use(ctx, id);
-      await this.d.jira.myself(cred.connection.base_url, cred.pat);
+      await this.d.jira.myself(cred.connection.base_url, cred.auth);
       let updated: ConnectionRecord | null = null;
       for (let i = 0; i < 5 && !updated; i++) {
         const current = await this.owned(ctx, id);
@@ -279,10 +348,9 @@ export class ConnectionService {
       );
     }
     try {
-      return {
-        connection: record,
-        pat: await open(this.d.keyring, envelope, patAad(record.user, id)),
-      };
+      const plaintext = await open(this.d.keyring, envelope, patAad(record.user, id));
+      const auth = authOf(record, plaintext, this.d.cloudGateway ?? ATLASSIAN_GATEWAY);
+      return { connection: record, pat: auth.secrets[0], auth };
     } catch (err) {
       if (!(err instanceof DecryptError)) throw err;
       this.d.log.error("decrypt_failed", { connection_id: id, reason: err.reason, kid: err.kid });
@@ -324,6 +392,101 @@ export class ConnectionService {
     return count;
   }
 
+  /** Data Center (or a Jira that did not say): Bearer PAT on REST v2, exactly as before Cloud. */
+  private async dataCenterLogin(
+    baseUrl: string,
+    pat: string,
+    email: string | undefined,
+    deployment: Deployment | undefined,
+  ) {
+    if (email !== undefined) {
+      throw new AppError(
+        "invalid_input",
+        deployment === "data_center"
+          ? "this Jira is Server/Data Center, which takes a personal access token alone: leave the e-mail empty and paste a personal access token from your Jira profile"
+          : "this Jira did not identify itself as Jira Cloud (its serverInfo does not say Cloud), so an e-mail and API token cannot be used: check base_url, or leave the e-mail empty for a Data Center personal access token",
+      );
+    }
+    // Security: an Atlassian API token never goes out as a Data Center Bearer token.
+    if (/^ATATT/.test(pat)) {
+      throw new AppError(
+        "invalid_input",
+        "this looks like an Atlassian Cloud API token: Jira Cloud takes it together with the e-mail address of your Atlassian account, so enter your e-mail too (a Jira Server/Data Center needs a personal access token from your Jira profile instead)",
+      );
+    }
+    try {
+      return { user: await this.d.jira.myself(baseUrl, pat), cloud: undefined };
+    } catch (err) {
+      if (err instanceof AppError && ["invalid_credentials", "not_found"].includes(err.code)) {
+        // Refused: was it a Cloud site, where a PAT alone can never work?
+        const kind = await this.d.jira.deploymentOf(baseUrl).catch(() => undefined);
+        if (kind === "cloud") throw cloudNeedsEmail();
+      }
+      throw err;
+    }
+  }
+
+  /**
+   * Cloud: Basic e-mail + API token on REST v3. A classic token works on the site URL; a scoped
+   * one only through the gateway with the site's cloudId. When the user did not say which, the
+   * site is tried first and the gateway when the site refuses the token.
+   */
+  private async cloudLogin(
+    siteUrl: string,
+    token: string,
+    email: string | undefined,
+    kind: TokenKind | undefined,
+  ) {
+    // Security: an Atlassian token is never sent to a host that only looks like Atlassian.
+    refuseAtlassianLookalike(siteUrl);
+    if (email === undefined) throw cloudNeedsEmail();
+    if (isDataCenterPatShape(token)) {
+      throw new AppError(
+        "invalid_input",
+        "this looks like a Jira Data Center personal access token, but this Jira is Jira Cloud: create an API token at id.atlassian.com (Security → API tokens) and use it with your e-mail",
+      );
+    }
+    const gateway = this.d.cloudGateway ?? ATLASSIAN_GATEWAY;
+    const viaGateway = async () => {
+      const cloudId = await this.d.jira.cloudIdOf(siteUrl);
+      const auth = cloudAuth({ siteUrl, email, token, cloudId, gateway });
+      const user = await this.d.jira.myself(auth.apiBase, auth);
+      await this.checkScopes(auth);
+      return { user, cloud: { email, tokenKind: "scoped" as const, cloudId } };
+    };
+    if (kind === "scoped") return await viaGateway();
+    try {
+      const auth = cloudAuth({ siteUrl, email, token });
+      const user = await this.d.jira.myself(siteUrl, auth);
+      return { user, cloud: { email, tokenKind: "classic" as const, cloudId: undefined } };
+    } catch (err) {
+      // The site URL refuses a scoped token with 401; the gateway then decides.
+      if (kind === "classic" || !(err instanceof AppError) || err.code !== "invalid_credentials") {
+        throw err;
+      }
+      try {
+        return await viaGateway();
+      } catch (gatewayErr) {
+        // A scope the gateway names is news; otherwise the site's refusal says it best.
+        if (gatewayErr instanceof AppError && gatewayErr.code === "forbidden") throw gatewayErr;
+        throw err;
+      }
+    }
+  }
+
+  /**
+   * Security/usability: a scoped token missing a scope fails at connect, naming the scope,
+   * rather than on the first upload. /myself proved read:jira-user; attachment/meta needs
+   * read:jira-work; write:jira-work is probed with a POST to issue id 0, which cannot exist, so
+   * nothing is ever created (the gateway checks scopes before Jira sees the request).
+   */
+  private async checkScopes(auth: JiraAuth): Promise<void> {
+    await this.d.jira.getJson(auth.apiBase, `${auth.restPrefix}/attachment/meta`, auth, {
+      scope: "read:jira-work",
+    });
+    await this.d.jira.probeWriteScope(auth);
+  }
+
   private abortInflight(id: string) {
     for (const c of this.#inflight.get(id) ?? []) c.abort(revokedDuringUse());
   }
@@ -332,7 +495,10 @@ export class ConnectionService {
   async fingerprintsOf(user: string): Promise<Set<string>> {
     const out = new Set<string>();
     for (const r of await this.d.store.listForUser(user)) {
-      if (r.user === user && r.status === "connected") out.add(r.pat_fp);
+      if (r.user !== user || r.status !== "connected") continue;
+      out.add(r.pat_fp);
+      // Cloud: `email:token` and its base64 are the caller's secrets too.
+      for (const fp of r.secret_fps ?? []) out.add(fp);
     }
     return out;
   }
@@ -407,6 +573,12 @@ export class ConnectionService {
   }
 }
 
+const cloudNeedsEmail = () =>
+  new AppError(
+    "invalid_input",
+    "this Jira is Jira Cloud: it takes the e-mail address of your Atlassian account together with an API token, so enter your e-mail too",
+  );
+
 const revokedDuringUse = () =>
   new AppError(
     "connection_revoked",
@@ -423,7 +595,7 @@ function checkPatFormat(pat: string): string {
   if (pat.length === 0) {
     throw new AppError(
       "invalid_input",
-      "pat is empty: paste the personal access token from your Jira profile",
+      "pat is empty: paste the personal access token from your Jira profile (Data Center), or the API token that goes with your e-mail (Cloud)",
     );
   }
   if (pat.length > MAX_PAT_LENGTH) {

@@ -8,6 +8,7 @@ import { kvKeys } from "../kv_keys.ts";
 import { lockTolerantKv } from "../kv_retry.ts";
 import { coalescingReader, type KvReader } from "../kv_reads.ts";
 import type { Envelope } from "../vault/cipher.ts";
+import type { Deployment, TokenKind } from "../jira/auth.ts";
 
 export type ConnectionStatus = "connected" | "expired" | "revoked";
 
@@ -25,6 +26,18 @@ export interface ConnectionRecord {
   key_version: string;
   /** Keyed fingerprint of the PAT, to recognise it if it is ever pasted into a tool call. */
   pat_fp: string;
+  /** Absent on records written before Cloud support: those are Data Center. */
+  deployment?: Deployment;
+  /** Cloud: the masked e-mail (`a***@example.com`); the e-mail itself is only in the envelope. */
+  email_hint?: string;
+  /** Cloud: a scoped token goes through the gateway with `cloud_id`. */
+  token_kind?: TokenKind;
+  cloud_id?: string;
+  /**
+   * Cloud: keyed fingerprints of the other forms of the credential (`email:token` and its
+   * base64), known secrets of the caller like `pat_fp` (which holds the API token's).
+   */
+  secret_fps?: string[];
 }
 
 export interface Versioned<T> {
@@ -92,7 +105,7 @@ export class ConnectionStore {
     current: Versioned<ConnectionRecord>,
     currentEnvelope: Versioned<Envelope>,
     envelope: Envelope,
-    change: Pick<ConnectionRecord, "key_version" | "pat_fp">,
+    change: Pick<ConnectionRecord, "key_version" | "pat_fp" | "secret_fps">,
     nowMs: number,
   ): Promise<ConnectionRecord | null> {
     const id = current.value.connection_id;

@@ -17,17 +17,9 @@ import type { ConnectionStore } from "../connections/store.ts";
 import { kvKeys } from "../kv_keys.ts";
 import type { Logger } from "../log.ts";
 import type { EventLog } from "../security/events.ts";
-import {
-  DecryptError,
-  type Envelope,
-  fingerprint,
-  keyFor,
-  type Keyring,
-  open,
-  patAad,
-  seal,
-} from "./cipher.ts";
+import { DecryptError, type Envelope, keyFor, type Keyring, open, patAad, seal } from "./cipher.ts";
 import { resealSentinel } from "./sentinel.ts";
+import { secretFingerprints } from "../connections/credential.ts";
 
 export interface RotationDeps {
   kv: Deno.Kv;
@@ -169,12 +161,13 @@ async function rotateOne(d: RotationDeps, id: string): Promise<Outcome> {
       return "undecryptable";
     }
     const sealed = await seal(current, pat, aad);
-    const patFp = await fingerprint(current, pat);
+    // Cloud envelopes hold e-mail and token together; the fingerprints are of the token forms.
+    const fps = await secretFingerprints(current, r.deployment, pat);
     const done = await d.store.rewrap(
       record,
       envelope,
       sealed,
-      { key_version: current.kid, pat_fp: patFp },
+      { key_version: current.kid, ...fps },
       d.clock().getTime(),
     );
     if (done) return "rotated";

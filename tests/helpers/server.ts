@@ -56,6 +56,8 @@ export interface StartOptions {
   sosWaitMs?: number;
   sosTimeoutMs?: number;
   sosCandidates?: string[];
+  /** Where scoped Jira Cloud tokens go (the fake Cloud's origin in tests). */
+  cloudGatewayUrl?: string;
 }
 
 export async function startServer(options: StartOptions = {}): Promise<TestServer> {
@@ -80,6 +82,7 @@ export async function startServer(options: StartOptions = {}): Promise<TestServe
     sosWaitMs: options.sosWaitMs,
     sosTimeoutMs: options.sosTimeoutMs,
     sosCandidates: options.sosCandidates,
+    cloudGatewayUrl: options.cloudGatewayUrl,
     logSink: (line) => {
       logs.push(line);
       logFile.writeSync(enc.encode(line + "\n"));
