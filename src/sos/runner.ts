@@ -36,12 +36,16 @@ export interface RunOptions {
   killGraceMs?: number;
   /** Each line of stdout and stderr as it arrives. */
   onLine?: (line: string) => void;
+  /** Aborting stops the program as a timeout does (TERM, then KILL). */
+  signal?: AbortSignal;
 }
 
 export interface RunResult {
   code: number | null;
   signal: string | null;
   timedOut: boolean;
+  /** Stopped because `signal` was aborted. */
+  stopped?: boolean;
   /** The last 64 KiB of combined output, for parsing and for the log. */
   output: string;
   /** Set when the program could not be started at all. */
@@ -72,9 +76,10 @@ export const processRunner: CommandRunner = async (argv, options) => {
     if (partial) options.onLine?.(partial);
   };
   let timedOut = false;
+  let stopped = false;
   let killTimer: ReturnType<typeof setTimeout> | undefined;
-  const termTimer = setTimeout(() => {
-    timedOut = true;
+  const stop = () => {
+    if (killTimer) return;
     try {
       child.kill("SIGTERM");
     } catch { /* already gone */ }
@@ -84,11 +89,28 @@ export const processRunner: CommandRunner = async (argv, options) => {
         child.kill("SIGKILL");
       } catch { /* already gone */ }
     }, options.killGraceMs ?? 10_000);
+  };
+  const termTimer = setTimeout(() => {
+    timedOut = true;
+    stop();
   }, options.timeoutMs);
+  const onAbort = () => {
+    stopped = true;
+    stop();
+  };
+  if (options.signal?.aborted) onAbort();
+  options.signal?.addEventListener("abort", onAbort, { once: true });
   const [status] = await Promise.all([child.status, pump(child.stdout), pump(child.stderr)]);
   clearTimeout(termTimer);
   clearTimeout(killTimer);
-  return { code: status.signal ? null : status.code, signal: status.signal, timedOut, output };
+  options.signal?.removeEventListener("abort", onAbort);
+  return {
+    code: status.signal ? null : status.code,
+    signal: status.signal,
+    timedOut,
+    stopped,
+    output,
+  };
 };
 
 /** Streams a program's stdout into a writable, for `sudo -n cat <archive>`. */
