@@ -4,7 +4,7 @@
  * the CR project records the CR's new status (24 h) and stops runs under a CR that left the
  * approved status, at once.
  */
-import { createHmac, timingSafeEqual } from "node:crypto";
+import { createHash, createHmac, timingSafeEqual } from "node:crypto";
 import { Buffer } from "node:buffer";
 import { z } from "zod";
 import { AppError } from "../errors.ts";
@@ -98,12 +98,20 @@ export class WebhookReceiver {
       await this.d.events.record({ ...event, outcome: "failure", error_code: "conflict" });
       throw new AppError("conflict", "the webhook delivery is outside the replay window");
     }
-    const id = headers.get("x-atlassian-webhook-identifier")?.trim().slice(0, 200) ||
-      createHmac("sha256", this.d.secret).update("id").update(body).digest("hex");
-    const seen = kvKeys.webhookSeen(id);
-    const fresh = await this.d.kv.atomic().check({ key: seen, versionstamp: null })
-      .set(seen, { at: new Date(now).toISOString() }, { expireIn: 2 * REPLAY_WINDOW_MS })
-      .commit();
+    // Both the sender's delivery id and the body itself: a replay with the id header changed
+    // or stripped is still the same signed body.
+    const ids = [`body:${createHash("sha256").update(body).digest("hex")}`];
+    const header = headers.get("x-atlassian-webhook-identifier")?.trim().slice(0, 200);
+    if (header) ids.push(`id:${header}`);
+    const op = this.d.kv.atomic();
+    for (const id of ids) {
+      op.check({ key: kvKeys.webhookSeen(id), versionstamp: null }).set(
+        kvKeys.webhookSeen(id),
+        { at: new Date(now).toISOString() },
+        { expireIn: 2 * REPLAY_WINDOW_MS },
+      );
+    }
+    const fresh = await op.commit();
     if (!fresh.ok) {
       await this.d.events.record({ ...event, outcome: "failure", error_code: "conflict" });
       throw new AppError("conflict", "this webhook delivery was already received");
@@ -119,8 +127,15 @@ export class WebhookReceiver {
       return { accepted: true };
     }
     const effective = payload.webhookEvent === "jira:issue_deleted" ? "(deleted)" : status;
-    const cached: CachedCrStatus = { status: effective, at: new Date(now).toISOString() };
-    await this.d.kv.set(kvKeys.approvalCr(key), cached, { expireIn: CR_CACHE_TTL_MS });
+    const cached: CachedCrStatus = {
+      status: effective,
+      at: new Date(payload.timestamp).toISOString(),
+    };
+    // Deliveries can arrive out of order: an older one never overwrites what a newer one said.
+    const prior = await this.d.kv.get<CachedCrStatus>(kvKeys.approvalCr(key));
+    if (!prior.value || Date.parse(prior.value.at) <= payload.timestamp) {
+      await this.d.kv.set(kvKeys.approvalCr(key), cached, { expireIn: CR_CACHE_TTL_MS });
+    }
     let stopped = 0;
     if (effective !== this.d.approval.status) {
       stopped = this.d.sos.stopUnder(
