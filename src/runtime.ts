@@ -106,7 +106,7 @@ export async function openServices(
     kv,
     clock,
     host,
-    trust: config.approval.trustDir ? await TrustStore.load(config.approval.trustDir) : null,
+    trust: config.approval.trustDir ? await loadTrust(config.approval.trustDir) : null,
   });
   const sos = new SosService({
     kv,
@@ -172,6 +172,24 @@ export async function openServices(
     rateLimiter,
     version: VERSION,
   };
+}
+
+/** The approver certificates; a missing directory or a bad certificate stops the start. */
+async function loadTrust(dir: string): Promise<TrustStore> {
+  let trust: TrustStore;
+  try {
+    trust = await TrustStore.load(dir);
+  } catch (err) {
+    throw new ConfigError([
+      `SOSVAULT_APPROVAL_TRUST_DIR cannot be read as a directory of PEM certificates (${
+        (err as Error).name
+      })`,
+    ]);
+  }
+  if (trust.certs.size === 0) {
+    throw new ConfigError(["SOSVAULT_APPROVAL_TRUST_DIR holds no certificate (*.pem)"]);
+  }
+  return trust;
 }
 
 /** The webhook secret: the file's first line, which must be at least 16 bytes. */
