@@ -4,6 +4,7 @@
  * the signature works once; and a signed webhook moving a CR to Rejected stops its running sos.
  */
 import assert from "node:assert/strict";
+import { registerCanary } from "../helpers/canary.ts";
 import { toolError } from "../helpers/mcp.ts";
 import { freshDir } from "../helpers/paths.ts";
 import { runSosvault } from "../helpers/process.ts";
@@ -23,7 +24,8 @@ if (!canRun) {
   console.warn("SKIPPED approved-run tests: they need sos and root (sudo)");
 }
 
-const SECRET = `whsec-canary-${crypto.randomUUID()}`;
+// A canary for the suite's sweep; its file lives outside .test-out, which the sweep reads.
+const SECRET = await registerCanary(`whsec-${crypto.randomUUID()}`);
 
 async function sosPids(): Promise<string[]> {
   const out = await new Deno.Command("pgrep", { args: ["-f", "sos report --batch"] }).output();
@@ -48,12 +50,13 @@ Deno.test({
     const { key, cert } = await keygen(dir);
     await Deno.mkdir(`${dir}/trust`);
     await Deno.copyFile(cert, `${dir}/trust/change-manager.pem`);
-    await Deno.writeTextFile(`${dir}/webhook-secret`, SECRET, { mode: 0o600 });
+    const secretDir = await Deno.makeTempDir({ prefix: "sosvault-webhook-" });
+    await Deno.writeTextFile(`${secretDir}/secret`, SECRET, { mode: 0o600 });
     const s = await startApprovalWorld({
       SOSVAULT_APPROVAL: "cr+signature",
       SOSVAULT_APPROVAL_SIGNATURE_FIELD: SIGNATURE_FIELD,
       SOSVAULT_APPROVAL_TRUST_DIR: `${dir}/trust`,
-      SOSVAULT_WEBHOOK_SECRET_FILE: `${dir}/webhook-secret`,
+      SOSVAULT_WEBHOOK_SECRET_FILE: `${secretDir}/secret`,
     }, { sosWaitMs: 100 });
     const j = s.w.jira.jira;
     const consent = async () =>
@@ -140,6 +143,7 @@ Deno.test({
     } finally {
       await s.close();
       await removeSosLeftovers(before);
+      await Deno.remove(secretDir, { recursive: true });
     }
   },
 });

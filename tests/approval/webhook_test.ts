@@ -4,17 +4,23 @@
  * status change is cached and makes the next gated call fail at once.
  */
 import assert from "node:assert/strict";
+import { registerCanary } from "../helpers/canary.ts";
 import { toolError } from "../helpers/mcp.ts";
 import { startWorld } from "../helpers/world.ts";
-import { freshDir } from "../helpers/paths.ts";
 import { HOST, startApprovalWorld } from "./_world.ts";
 
-const SECRET = `whsec-canary-${crypto.randomUUID()}`;
+// A canary for the suite's sweep; its file lives outside .test-out, which the sweep reads.
+const SECRET = await registerCanary(`whsec-${crypto.randomUUID()}`);
 
 async function webhookWorld() {
-  const dir = await freshDir("webhook-secret");
+  const dir = await Deno.makeTempDir({ prefix: "sosvault-webhook-" });
   await Deno.writeTextFile(`${dir}/secret`, SECRET + "\n", { mode: 0o600 });
   const s = await startApprovalWorld({ SOSVAULT_WEBHOOK_SECRET_FILE: `${dir}/secret` });
+  const close = s.close;
+  s.close = async () => {
+    await close();
+    await Deno.remove(dir, { recursive: true });
+  };
   return { s, url: `${s.w.server.url}/jira/webhook` };
 }
 

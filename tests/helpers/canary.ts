@@ -29,3 +29,10 @@ export async function newCanaryPat(): Promise<string> {
   await Deno.writeTextFile(`${OUT_DIR}/canaries.txt`, pat + "\n", { append: true });
   return pat;
 }
+
+/** Registers another secret (a webhook secret) with the sweep; keep its file out of .test-out. */
+export async function registerCanary(secret: string): Promise<string> {
+  await Deno.mkdir(OUT_DIR, { recursive: true });
+  await Deno.writeTextFile(`${OUT_DIR}/canaries.txt`, secret + "\n", { append: true });
+  return secret;
+}
