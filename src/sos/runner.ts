@@ -36,6 +36,8 @@ export interface RunOptions {
   killGraceMs?: number;
   /** Each line of stdout and stderr as it arrives. */
   onLine?: (line: string) => void;
+  /** After the program exits, how long its pipes may stay open (held by a grandchild). */
+  drainMs?: number;
   /** Aborting stops the program as a timeout does (TERM, then KILL). */
   signal?: AbortSignal;
 }
@@ -64,9 +66,11 @@ export const processRunner: CommandRunner = async (argv, options) => {
     return { code: null, signal: null, timedOut: false, output: "", spawnError: spawnError(err) };
   }
   let output = "";
+  const drained = new AbortController();
   const pump = async (stream: ReadableStream<Uint8Array>) => {
     let partial = "";
-    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+    const text = stream.pipeThrough(new TextDecoderStream(), { signal: drained.signal });
+    for await (const chunk of text.values({ preventCancel: false })) {
       output = (output + chunk).slice(-TAIL);
       partial += chunk;
       const lines = partial.split(/\r\n|\r|\n/);
@@ -100,7 +104,18 @@ export const processRunner: CommandRunner = async (argv, options) => {
   };
   if (options.signal?.aborted) onAbort();
   options.signal?.addEventListener("abort", onAbort, { once: true });
-  const [status] = await Promise.all([child.status, pump(child.stdout), pump(child.stderr)]);
+  const pumps = Promise.all([pump(child.stdout), pump(child.stderr)]).catch(() => {});
+  const status = await child.status;
+  // A grandchild can outlive the child and keep the pipes open: sos, when sudo was KILLed
+  // because sos hung on TERM. Its output no longer matters; the run must still end.
+  let drainTimer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([
+    pumps,
+    new Promise((r) => (drainTimer = setTimeout(r, options.drainMs ?? 5_000))),
+  ]);
+  clearTimeout(drainTimer);
+  drained.abort();
+  await pumps;
   clearTimeout(termTimer);
   clearTimeout(killTimer);
   options.signal?.removeEventListener("abort", onAbort);
