@@ -17,6 +17,13 @@ import { requirePreviousKey } from "./src/vault/rotate.ts";
 import { locateCat, locateSos } from "./src/sos/locate.ts";
 import { VERSION } from "./src/version.ts";
 import { redactText } from "./src/log.ts";
+import {
+  APPROVAL_USAGE,
+  approvalCommand,
+  type ApprovalFlags,
+  terminalPassphrase,
+} from "./src/cli/approval.ts";
+import { systemClock } from "./src/clock.ts";
 
 const HELP =
   `sosvault ${VERSION} — attach sosreports to Jira with your own token, kept out of the model
@@ -28,8 +35,9 @@ usage:
   sosvault users remove NAME
   sosvault connections revoke-all [--user NAME]
   sosvault rotate-key                          # re-encrypt stored PATs under the current key
-  sosvault events [--type T] [--user U] [--since ISO] [--limit N] [--json]
+  sosvault events [--type T] [--user U] [--cr KEY] [--since ISO] [--limit N] [--json]
   sosvault doctor [--user NAME] [--sudoers]   # check this host; --sudoers prints only the rules
+  sosvault ${APPROVAL_USAGE}
 
 Configuration comes from the environment; see the README.`;
 
@@ -48,6 +56,18 @@ async function main(argv: string[]): Promise<number> {
         since: { type: "string" },
         limit: { type: "string" },
         sudoers: { type: "boolean" },
+        cr: { type: "string" },
+        name: { type: "string" },
+        out: { type: "string" },
+        "passphrase-file": { type: "string" },
+        key: { type: "string" },
+        cert: { type: "string" },
+        host: { type: "string" },
+        expires: { type: "string" },
+        approver: { type: "string" },
+        status: { type: "string" },
+        signature: { type: "string" },
+        "trust-dir": { type: "string" },
         help: { type: "boolean", short: "h" },
         version: { type: "boolean" },
       },
@@ -66,7 +86,11 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const [command = "serve", ...args] = positionals;
-  if (!["serve", "users", "connections", "events", "rotate-key", "doctor"].includes(command)) {
+  if (
+    !["serve", "users", "connections", "events", "rotate-key", "doctor", "approval"].includes(
+      command,
+    )
+  ) {
     console.error(`sosvault: unknown command '${command}'\n\n${HELP}`);
     return EXIT_USAGE;
   }
@@ -81,6 +105,15 @@ async function main(argv: string[]): Promise<number> {
   // The sudoers rules depend only on this host, so printing them needs no key or vault.
   if (command === "doctor" && flags.sudoers) {
     return await doctorCommand(null, consoleIO, await doctorDeps());
+  }
+
+  // Approver keys and signatures are the approver's business: no server key or KV involved.
+  if (command === "approval") {
+    return await approvalCommand(args, values as ApprovalFlags, consoleIO, {
+      clock: systemClock,
+      hostname: () => Deno.hostname(),
+      promptPassphrase: terminalPassphrase,
+    });
   }
 
   const env = readEnv();

@@ -11,6 +11,7 @@ import { securityEventRoutes } from "./http/security_events.ts";
 import { connectPageRoutes } from "./http/connect_page.ts";
 import { consentRoutes } from "./http/consents.ts";
 import { McpSessions } from "./mcp/sessions.ts";
+import { webhookRoutes } from "./http/webhook.ts";
 
 export function createApp(s: Services, mcp: McpSessions = new McpSessions(s)): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
@@ -29,6 +30,8 @@ export function createApp(s: Services, mcp: McpSessions = new McpSessions(s)): H
   app.route("/api/jira/connections", connectionRoutes(s));
   app.route("/api/security-events", securityEventRoutes(s));
   app.route("/api/sos/consents", consentRoutes(s));
+  // Authenticated by its HMAC signature, not a bearer token; absent unless a secret is set.
+  if (s.webhooks) app.route("/jira/webhook", webhookRoutes(s.webhooks));
 
   app.route(
     "/connect",

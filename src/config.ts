@@ -27,6 +27,16 @@ export const ENV_VARS = [
   "SOSVAULT_ARTIFACT_TTL_SECONDS",
   "SOSVAULT_RATE_CONNECT",
   "SOSVAULT_RATE_TOOLS",
+  "SOSVAULT_APPROVAL",
+  "SOSVAULT_APPROVAL_PROJECT",
+  "SOSVAULT_APPROVAL_STATUS",
+  "SOSVAULT_APPROVAL_ROLE",
+  "SOSVAULT_APPROVAL_HOST_FIELD",
+  "SOSVAULT_APPROVAL_WINDOW_FIELDS",
+  "SOSVAULT_APPROVAL_ALLOW_SELF",
+  "SOSVAULT_APPROVAL_SIGNATURE_FIELD",
+  "SOSVAULT_APPROVAL_TRUST_DIR",
+  "SOSVAULT_WEBHOOK_SECRET_FILE",
   // Read by Deno.openKv itself for a KV Connect URL; removed from the environment once opened.
   "DENO_KV_ACCESS_TOKEN",
 ] as const;
@@ -73,6 +83,29 @@ export interface Config {
     connect: { count: number; seconds: number };
     tool: { count: number; seconds: number };
   };
+  /** The change-approval gate before generate_sosreport (off by default). */
+  approval: ApprovalConfig;
+  /** File holding the shared secret of signed Jira webhooks; unset turns /jira/webhook off. */
+  webhookSecretFile?: string;
+}
+
+export interface ApprovalConfig {
+  mode: "off" | "cr" | "cr+signature";
+  /** The CR project key, e.g. "CR". */
+  project: string;
+  /** The status a CR must be in (and must have been moved into by the approver). */
+  status: string;
+  /** A project role of the CR project, or else a Jira group, the approver must hold. */
+  role: string;
+  /** Field naming the host; null: the CR's labels. */
+  hostField: string | null;
+  /** Planned start and end fields (ids like customfield_10300); null: no window check. */
+  windowFields: [string, string] | null;
+  allowSelf: boolean;
+  /** Field holding the approver's signature JSON (cr+signature). */
+  signatureField: string | null;
+  /** Directory of trusted approver certificates (*.pem) (cr+signature). */
+  trustDir: string | null;
 }
 
 /** Where the master key comes from; the bytes are read by `resolveMasterKey`. */
@@ -129,6 +162,12 @@ const rate = z.string().trim().transform((s, ctx) => {
 
 const absoluteOrRelativePath = z.string().trim().min(1, "must not be empty");
 
+/** A Jira field id as REST v2 names it: a system field (labels) or customfield_NNNNN. */
+const fieldId = z.string().trim().regex(
+  /^([a-z]{1,40}|customfield_\d{1,10})$/,
+  "must be a Jira field id, for example labels or customfield_10200",
+);
+
 const schema = z.object({
   SOSVAULT_ENV: z.enum(["development", "production"]).default("development"),
   SOSVAULT_LISTEN: listen.default({ hostname: "127.0.0.1", port: 8080 }),
@@ -154,6 +193,27 @@ const schema = z.object({
   SOSVAULT_ARTIFACT_TTL_SECONDS: intIn(60, 31_536_000).default(86_400),
   SOSVAULT_RATE_CONNECT: rate.default({ count: 10, seconds: 600 }),
   SOSVAULT_RATE_TOOLS: rate.default({ count: 120, seconds: 60 }),
+  SOSVAULT_APPROVAL: z.enum(["off", "cr", "cr+signature"]).default("off"),
+  SOSVAULT_APPROVAL_PROJECT: z.string().trim().regex(
+    /^[A-Z][A-Z0-9_]{1,254}$/,
+    "must be a Jira project key, for example CR",
+  ).optional(),
+  SOSVAULT_APPROVAL_STATUS: z.string().trim().min(1).max(255).default("Approved"),
+  SOSVAULT_APPROVAL_ROLE: z.string().trim().min(1).max(255).default("Change Manager"),
+  SOSVAULT_APPROVAL_HOST_FIELD: fieldId.optional(),
+  SOSVAULT_APPROVAL_WINDOW_FIELDS: z.string().trim().transform((s) =>
+    s.split(",").map((f) => f.trim())
+  ).pipe(
+    z.tuple([fieldId, fieldId], {
+      error:
+        "must be two field ids, start and end, for example customfield_10300,customfield_10301",
+    }),
+  ).optional(),
+  SOSVAULT_APPROVAL_ALLOW_SELF: z.enum(["0", "1"], { error: "must be 1 (on) or unset" })
+    .default("0").transform((v) => v === "1"),
+  SOSVAULT_APPROVAL_SIGNATURE_FIELD: fieldId.optional(),
+  SOSVAULT_APPROVAL_TRUST_DIR: absoluteOrRelativePath.optional(),
+  SOSVAULT_WEBHOOK_SECRET_FILE: absoluteOrRelativePath.optional(),
 });
 
 const LOOPBACK = new Set(["127.0.0.1", "localhost", "::1"]);
@@ -211,6 +271,18 @@ export function parseConfig(env: Env): Config {
         "`openssl rand -base64 32`), or point TOKEN_VAULT_MASTER_KEY_FILE at a file holding it",
     );
   }
+  if (c.SOSVAULT_APPROVAL !== "off" && !c.SOSVAULT_APPROVAL_PROJECT) {
+    problems.push(
+      `SOSVAULT_APPROVAL=${c.SOSVAULT_APPROVAL} needs SOSVAULT_APPROVAL_PROJECT (the CR project key)`,
+    );
+  }
+  if (c.SOSVAULT_APPROVAL === "cr+signature") {
+    for (
+      const name of ["SOSVAULT_APPROVAL_SIGNATURE_FIELD", "SOSVAULT_APPROVAL_TRUST_DIR"] as const
+    ) {
+      if (!c[name]) problems.push(`SOSVAULT_APPROVAL=cr+signature needs ${name}`);
+    }
+  }
   if (problems.length > 0) throw new ConfigError(problems);
 
   const host = c.SOSVAULT_LISTEN.hostname.includes(":")
@@ -242,6 +314,18 @@ export function parseConfig(env: Env): Config {
     eventRetentionDays: c.SOSVAULT_EVENT_RETENTION_DAYS,
     artifactTtlSeconds: c.SOSVAULT_ARTIFACT_TTL_SECONDS,
     rateLimits: { connect: c.SOSVAULT_RATE_CONNECT, tool: c.SOSVAULT_RATE_TOOLS },
+    approval: {
+      mode: c.SOSVAULT_APPROVAL,
+      project: c.SOSVAULT_APPROVAL_PROJECT ?? "",
+      status: c.SOSVAULT_APPROVAL_STATUS,
+      role: c.SOSVAULT_APPROVAL_ROLE,
+      hostField: c.SOSVAULT_APPROVAL_HOST_FIELD ?? null,
+      windowFields: c.SOSVAULT_APPROVAL_WINDOW_FIELDS ?? null,
+      allowSelf: c.SOSVAULT_APPROVAL_ALLOW_SELF,
+      signatureField: c.SOSVAULT_APPROVAL_SIGNATURE_FIELD ?? null,
+      trustDir: c.SOSVAULT_APPROVAL_TRUST_DIR ?? null,
+    },
+    webhookSecretFile: c.SOSVAULT_WEBHOOK_SECRET_FILE,
   };
 }
 

@@ -9,6 +9,9 @@
  *   event/<time-ordered id>    security events, expiring after the retention period
  *   vault/sentinel             proves at start that the master key is the vault's key
  *   rate_limit/<bucket>/<user>  a user's request budget (shared by every instance on this KV)
+ *   approval_cr/<key>          a CR's status as the newest signed webhook told it (24 h)
+ *   approval_sig/<sha256>      an approver signature already used for a run
+ *   webhook_seen/<id>          webhook deliveries already accepted (replay window)
  */
 export const kvKeys = {
   connection: (id: string) => ["connection", id] as const,
@@ -25,4 +28,7 @@ export const kvKeys = {
   allEvents: () => ["event"] as const,
   vaultSentinel: () => ["vault", "sentinel"] as const,
   rateLimit: (bucket: string, user: string) => ["rate_limit", bucket, user] as const,
+  approvalCr: (key: string) => ["approval_cr", key] as const,
+  approvalSignature: (fp: string) => ["approval_sig", fp] as const,
+  webhookSeen: (id: string) => ["webhook_seen", id] as const,
 };

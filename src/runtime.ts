@@ -2,7 +2,7 @@
  * Composition: turns a parsed Config into running services. main.ts and the tests both call
  * this, so the tests exercise exactly what production wires together.
  */
-import type { Config } from "./config.ts";
+import { type Config, ConfigError } from "./config.ts";
 import { type Clock, systemClock } from "./clock.ts";
 import { createLogger, type Logger, type LogSink, stderrSink } from "./log.ts";
 import { resolveMasterKey } from "./vault/master_key.ts";
@@ -28,6 +28,10 @@ import { type CommandRunner, processRunner } from "./sos/runner.ts";
 import { locateSos } from "./sos/locate.ts";
 import { RateLimiter } from "./security/rate_limit.ts";
 import { lockTolerantKv } from "./kv_retry.ts";
+import { ApprovalGate } from "./approval/gate.ts";
+import { dataCenterApprovalJira } from "./approval/jira_cr.ts";
+import { TrustStore } from "./approval/signature.ts";
+import { WebhookReceiver } from "./approval/webhook.ts";
 
 export interface RuntimeOptions {
   clock?: Clock;
@@ -103,20 +107,44 @@ export async function openServices(
   });
   const runner = options.runner ?? processRunner;
   const consents = new ConsentService(kv, clock, events);
+  const host = hostName();
+  const approval = new ApprovalGate({
+    config: config.approval,
+    connections,
+    jira: dataCenterApprovalJira(jira),
+    kv,
+    clock,
+    host,
+    trust: config.approval.trustDir ? await loadTrust(config.approval.trustDir) : null,
+  });
   const sos = new SosService({
     kv,
     clock,
     log,
     events,
     consents,
+    approval,
     runner,
     sosPath: await locateSos(options.sosCandidates),
-    host: hostName(),
+    host,
     timeoutMs: options.sosTimeoutMs ?? config.sosTimeoutSeconds * 1000,
     waitMs: options.sosWaitMs ?? 25_000,
   });
   await sos.recoverInterrupted();
+  const webhooks = config.webhookSecretFile
+    ? new WebhookReceiver({
+      secret: await readSecretFile(config.webhookSecretFile),
+      approval: config.approval,
+      kv,
+      clock,
+      events,
+      sos,
+      log,
+    })
+    : null;
   return {
+    approval,
+    webhooks,
     config,
     kv,
     sos,
@@ -153,6 +181,35 @@ export async function openServices(
     rateLimiter,
     version: VERSION,
   };
+}
+
+/** The approver certificates; a missing directory or a bad certificate stops the start. */
+async function loadTrust(dir: string): Promise<TrustStore> {
+  let trust: TrustStore;
+  try {
+    trust = await TrustStore.load(dir);
+  } catch (err) {
+    throw new ConfigError([
+      `SOSVAULT_APPROVAL_TRUST_DIR cannot be read as a directory of PEM certificates (${
+        (err as Error).name
+      })`,
+    ]);
+  }
+  if (trust.certs.size === 0) {
+    throw new ConfigError(["SOSVAULT_APPROVAL_TRUST_DIR holds no certificate (*.pem)"]);
+  }
+  return trust;
+}
+
+/** The webhook secret: the file's first line, which must be at least 16 bytes. */
+async function readSecretFile(path: string): Promise<Uint8Array> {
+  const text = (await Deno.readTextFile(path)).split(/\r?\n/)[0].trim();
+  if (text.length < 16) {
+    throw new ConfigError([
+      "SOSVAULT_WEBHOOK_SECRET_FILE must hold a secret of at least 16 characters on its first line",
+    ]);
+  }
+  return new TextEncoder().encode(text);
 }
 
 /** The host name keys the one-sosreport-per-host lock; KV may be shared by several hosts. */

@@ -13,6 +13,8 @@ import type { SosService } from "./sos/report.ts";
 import type { FetchService } from "./sos/fetch.ts";
 import type { ConsentService } from "./sos/consent.ts";
 import type { RateLimiter } from "./security/rate_limit.ts";
+import type { ApprovalGate } from "./approval/gate.ts";
+import type { WebhookReceiver } from "./approval/webhook.ts";
 
 export interface Services {
   config: Config;
@@ -31,5 +33,9 @@ export interface Services {
   consents: ConsentService;
   /** Per-user request budgets in KV (connection attempts, MCP tool calls). */
   rateLimiter: RateLimiter;
+  /** Change approval before generate_sosreport (a no-op when SOSVAULT_APPROVAL=off). */
+  approval: ApprovalGate;
+  /** Signed Jira webhooks; null unless SOSVAULT_WEBHOOK_SECRET_FILE is set. */
+  webhooks: WebhookReceiver | null;
   version: string;
 }

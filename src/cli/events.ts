@@ -12,7 +12,7 @@ export async function eventsCommand(
   io: CliIO,
 ): Promise<number> {
   if (args.length > 0) {
-    return io.usage("events [--type T] [--user U] [--since ISO] [--limit N] [--json]");
+    return io.usage("events [--type T] [--user U] [--cr KEY] [--since ISO] [--limit N] [--json]");
   }
   if (flags.type && !EVENT_TYPES.includes(flags.type as EventType)) {
     throw new AppError("invalid_input", `--type must be one of: ${EVENT_TYPES.join(", ")}`);
@@ -27,6 +27,7 @@ export async function eventsCommand(
   const events = await s.events.list({
     type: flags.type as EventType | undefined,
     user: flags.user,
+    cr: flags.cr?.trim().toUpperCase(),
     since,
     limit: flags.limit ? Number(flags.limit) : undefined,
   });
@@ -43,6 +44,9 @@ export async function eventsCommand(
         `user=${e.user}`,
         e.connection_id ? `connection=${e.connection_id}` : "",
         e.issue_key ? `issue=${e.issue_key}` : "",
+        e.change_request ? `cr=${e.change_request}` : "",
+        e.approver ? `approver=${e.approver}` : "",
+        e.signature_fingerprint ? `signature=${e.signature_fingerprint.slice(0, 16)}` : "",
         e.error_code ? `code=${e.error_code}` : "",
         `source=${e.source}`,
         e.request_id ? `request=${e.request_id}` : "",

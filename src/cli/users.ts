@@ -67,4 +67,6 @@ export interface CliFlags {
   since?: string;
   limit?: string;
   sudoers?: boolean;
+  /** events: only gated actions under this change request. */
+  cr?: string;
 }

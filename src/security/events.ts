@@ -21,6 +21,7 @@ export const EVENT_TYPES = [
   "consent",
   "decrypt_failed",
   "secret_rejected",
+  "webhook",
 ] as const;
 export type EventType = typeof EVENT_TYPES[number];
 export type EventSource = "http" | "mcp" | "cli";
@@ -36,17 +37,30 @@ export interface SecurityEvent {
   error_code: ErrorCode | null;
   request_id: string | null;
   source: EventSource;
+  /** Change approval (issue 13): set only on gated actions, absent elsewhere. */
+  change_request?: string;
+  approver?: string;
+  signature_fingerprint?: string;
 }
+
+/** The approval fields an event may carry. */
+export type ApprovalFields = Pick<
+  SecurityEvent,
+  "change_request" | "approver" | "signature_fingerprint"
+>;
 
 export type EventInput =
   & Pick<SecurityEvent, "type" | "outcome" | "user" | "source">
-  & Partial<Pick<SecurityEvent, "connection_id" | "issue_key" | "error_code" | "request_id">>;
+  & Partial<Pick<SecurityEvent, "connection_id" | "issue_key" | "error_code" | "request_id">>
+  & ApprovalFields;
 
 export interface EventFilter {
   type?: EventType;
   user?: string;
   since?: Date;
   limit?: number;
+  /** Only events of gated actions under this change request. */
+  cr?: string;
 }
 
 export class EventLog {
@@ -70,6 +84,7 @@ export class EventLog {
       error_code: input.error_code ?? null,
       request_id: input.request_id ?? null,
       source: input.source,
+      ...approvalFields(input),
     };
     this.log.info("security_event", { event });
     await this.kv.set(kvKeys.event(event.id), event, {
@@ -124,9 +139,18 @@ export class EventLog {
       if (Date.parse(e.time) < since) break;
       if (filter.type && e.type !== filter.type) continue;
       if (filter.user && e.user !== filter.user) continue;
+      if (filter.cr && e.change_request !== filter.cr) continue;
       out.push(e);
       if (out.length >= limit) break;
     }
     return out;
   }
+}
+
+function approvalFields(input: ApprovalFields): ApprovalFields {
+  const out: ApprovalFields = {};
+  if (input.change_request) out.change_request = input.change_request;
+  if (input.approver) out.approver = input.approver;
+  if (input.signature_fingerprint) out.signature_fingerprint = input.signature_fingerprint;
+  return out;
 }

@@ -67,3 +67,10 @@ export async function newCloudCanary(): Promise<{ email: string; token: string }
   });
   return { email, token };
 }
+
+/** Registers another secret (a webhook secret) with the sweep; keep its file out of .test-out. */
+export async function registerCanary(secret: string): Promise<string> {
+  await Deno.mkdir(OUT_DIR, { recursive: true });
+  await Deno.writeTextFile(`${OUT_DIR}/canaries.txt`, secret + "\n", { append: true });
+  return secret;
+}
