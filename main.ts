@@ -29,6 +29,7 @@ usage:
   sosvault connections revoke-all [--user NAME]
   sosvault rotate-key                          # re-encrypt stored PATs under the current key
   sosvault events [--type T] [--user U] [--since ISO] [--limit N] [--json]
+  sosvault events verify [--json]              # exit 1 on the first edited/missing/moved event
   sosvault doctor [--user NAME] [--sudoers]   # check this host; --sudoers prints only the rules
 
 Configuration comes from the environment; see the README.`;

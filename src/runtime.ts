@@ -78,7 +78,7 @@ export async function openServices(
   transport ??= httpTransport(caPem);
   uploader ??= httpsUploader({ caPem });
   const jira = new JiraClient({ transport, timeoutMs: config.jiraTimeoutMs });
-  const events = new EventLog(kv, log, clock, config.eventRetentionDays);
+  const events = new EventLog(kv, log, clock, config.eventRetentionDays, keyring);
   const rateLimiter = new RateLimiter(kv, clock, config.rateLimits);
   const connections = new ConnectionService({
     store: new ConnectionStore(kv),

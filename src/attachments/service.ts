@@ -57,7 +57,7 @@ export class AttachmentService {
       source: ctx.source,
     };
     return await this.d.events.around(event, async () => {
-      const cred = await this.d.connections.use(ctx, connectionId);
+      const cred = await this.d.connections.use(ctx, connectionId, "list");
       return await listIssueAttachments(this.d.jira, cred.connection.base_url, cred.pat, key);
     });
   }
@@ -80,7 +80,7 @@ export class AttachmentService {
     try {
       const artifact = await resolveArtifact(input.artifact_ref, ctx.user, this.d.policy);
       const filename = attachmentName(input.filename, artifact.name);
-      const cred = await this.d.connections.use(ctx, input.connection_id);
+      const cred = await this.d.connections.use(ctx, input.connection_id, "attach");
       const base = cred.connection.base_url;
       // Security: tracked from the moment the PAT is decrypted, so a revoke (here or on another
       // instance) also stops the pre-flight GETs, and no request starts after it was answered.

@@ -42,6 +42,12 @@ export async function rotateKeyCommand(s: Services, args: string[], io: CliIO): 
         `during the rotation: ${r.busy.join(", ")}. Run rotate-key again.`,
     );
   }
+  if (r.events.broken) {
+    io.err(
+      "sosvault: the security event chain does not verify, so events from its first break on " +
+        "were not re-signed: run `sosvault events verify` and keep its report for the incident.",
+    );
+  }
   if (!r.complete) {
     io.out(`Rotation to key ${r.currentKid} is not complete: ${counts}.`);
     return 1;

@@ -8,7 +8,7 @@ import type { RequestContext } from "../context.ts";
 import { CONNECTION_ID, newConnectionId } from "../ids.ts";
 import type { JiraClient } from "../jira/client.ts";
 import { normaliseBaseUrl } from "../jira/base_url.ts";
-import type { EventLog } from "../security/events.ts";
+import type { CredentialPurpose, EventLog } from "../security/events.ts";
 import { DecryptError, fingerprint, type Keyring, open, patAad, seal } from "../vault/cipher.ts";
 import type { Logger } from "../log.ts";
 import type { RateLimiter } from "../security/rate_limit.ts";
@@ -221,7 +221,7 @@ export class ConnectionService {
       connection_id: id,
     };
     try {
-      const cred = await this.use(ctx, id);
+      const cred = await this.use(ctx, id, "verify");
       await this.d.jira.myself(cred.connection.base_url, cred.pat);
       let updated: ConnectionRecord | null = null;
       for (let i = 0; i < 5 && !updated; i++) {
@@ -254,9 +254,10 @@ export class ConnectionService {
 
   /**
    * Resolves a connection for use: owned, connected, not expired, and decrypted. Every Jira
-   * call made on a user's behalf goes through here.
+   * call made on a user's behalf goes through here, and every decryption is recorded as a
+   * `credential_use` event naming what it was for.
    */
-  async use(ctx: RequestContext, id: string): Promise<Credential> {
+  async use(ctx: RequestContext, id: string, purpose: CredentialPurpose): Promise<Credential> {
     const current = await this.owned(ctx, id);
     const record = await this.settleExpiry(ctx, current.value, current);
     if (record.status === "revoked") {
@@ -278,11 +279,9 @@ export class ConnectionService {
         "This connection's credential is gone: connect to Jira again to continue",
       );
     }
+    let pat: string;
     try {
-      return {
-        connection: record,
-        pat: await open(this.d.keyring, envelope, patAad(record.user, id)),
-      };
+      pat = await open(this.d.keyring, envelope, patAad(record.user, id));
     } catch (err) {
       if (!(err instanceof DecryptError)) throw err;
       this.d.log.error("decrypt_failed", { connection_id: id, reason: err.reason, kid: err.kid });
@@ -300,6 +299,16 @@ export class ConnectionService {
         "The stored credential of this connection cannot be decrypted with the server's key: revoke it and connect again, and tell the operator (key mismatch or tampering)",
       );
     }
+    await this.d.events.record({
+      type: "credential_use",
+      outcome: "success",
+      user: ctx.user,
+      connection_id: id,
+      request_id: ctx.requestId,
+      source: ctx.source,
+      purpose,
+    });
+    return { connection: record, pat };
   }
 
   /** Revokes every connected connection (of one user, or all): incident response. */
