@@ -4,9 +4,9 @@
  */
 import type { Config } from "./config.ts";
 import { type Clock, systemClock } from "./clock.ts";
-import { createLogger, type Logger, type LogSink, stderrSink } from "./log.ts";
+import { createLogger, type Logger, type LogSink, SecretRegistry, stderrSink } from "./log.ts";
 import { resolveMasterKey } from "./vault/master_key.ts";
-import { createKeyring } from "./vault/cipher.ts";
+import { createKeyring, toBase64, toHex } from "./vault/cipher.ts";
 import { checkSentinel } from "./vault/sentinel.ts";
 import { ConnectionStore } from "./connections/store.ts";
 import { ConnectionService } from "./connections/service.ts";
@@ -42,6 +42,8 @@ export interface RuntimeOptions {
   /** How long generate_sosreport waits before answering `running`. */
   sosWaitMs?: number;
   sosTimeoutMs?: number;
+  /** The process's live-secret registry (main.ts shares it with the console capture). */
+  secrets?: SecretRegistry;
 }
 
 export async function openServices(
@@ -49,8 +51,15 @@ export async function openServices(
   options: RuntimeOptions = {},
 ): Promise<Services> {
   const clock = options.clock ?? systemClock;
-  const log: Logger = createLogger(options.logSink ?? stderrSink, { now: clock });
+  const secrets = options.secrets ?? new SecretRegistry();
+  const log: Logger = createLogger(options.logSink ?? stderrSink, { now: clock, secrets });
   const masterKey = await resolveMasterKey(config.masterKey);
+  // Security: the key's text forms are masked in every log line for the process's lifetime.
+  for (const k of [masterKey, config.previousMasterKey]) {
+    if (!k) continue;
+    secrets.register(toHex(k));
+    secrets.register(toBase64(k));
+  }
   const keyring = await createKeyring(masterKey, config.previousMasterKey);
   masterKey.fill(0);
 
@@ -91,6 +100,7 @@ export async function openServices(
     allowedHosts: config.allowedHosts,
     anyHost: config.mockMode,
     rateLimiter,
+    secrets,
   });
   const runner = options.runner ?? processRunner;
   const consents = new ConsentService(kv, clock, events);
@@ -123,6 +133,7 @@ export async function openServices(
     }),
     clock,
     log,
+    secrets,
     users: new UserStore(kv, clock),
     connections,
     events,

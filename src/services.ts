@@ -1,7 +1,7 @@
 /** The services the adapters (HTTP, MCP, CLI) are thin layers over, built once in main.ts. */
 import type { Config } from "./config.ts";
 import type { Clock } from "./clock.ts";
-import type { Logger } from "./log.ts";
+import type { Logger, SecretRegistry } from "./log.ts";
 import type { ConnectionService } from "./connections/service.ts";
 import type { EventLog } from "./security/events.ts";
 import type { UserStore } from "./users/users.ts";
@@ -19,6 +19,8 @@ export interface Services {
   kv: Deno.Kv;
   clock: Clock;
   log: Logger;
+  /** Secrets the process holds right now; the log pipeline masks each of them. */
+  secrets: SecretRegistry;
   users: UserStore;
   connections: ConnectionService;
   events: EventLog;

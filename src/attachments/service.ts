@@ -58,7 +58,11 @@ export class AttachmentService {
     };
     return await this.d.events.around(event, async () => {
       const cred = await this.d.connections.use(ctx, connectionId, "list");
-      return await listIssueAttachments(this.d.jira, cred.connection.base_url, cred.pat, key);
+      try {
+        return await listIssueAttachments(this.d.jira, cred.connection.base_url, cred.pat, key);
+      } finally {
+        cred.release();
+      }
     });
   }
 
@@ -122,6 +126,7 @@ export class AttachmentService {
         throw use.signal.aborted && use.signal.reason instanceof AppError ? use.signal.reason : err;
       } finally {
         use.release();
+        cred.release();
       }
       const first = uploaded[0];
       // Security: what Jira says it stored goes to the model; never if it quotes the token.

@@ -17,6 +17,7 @@ export function rotationDeps(s: Services) {
     clock: s.clock,
     events: s.events,
     log: s.log,
+    secrets: s.secrets,
   };
 }
 

@@ -10,7 +10,7 @@ import type { JiraClient } from "../jira/client.ts";
 import { normaliseBaseUrl } from "../jira/base_url.ts";
 import type { CredentialPurpose, EventLog } from "../security/events.ts";
 import { DecryptError, fingerprint, type Keyring, open, patAad, seal } from "../vault/cipher.ts";
-import type { Logger } from "../log.ts";
+import type { Logger, SecretRegistry } from "../log.ts";
 import type { RateLimiter } from "../security/rate_limit.ts";
 import type { ConnectionRecord, ConnectionStore, Versioned } from "./store.ts";
 
@@ -53,12 +53,16 @@ export interface ConnectionServiceDeps {
   /** Mock mode: the embedded fake Jira answers every host, so no host is "internal". */
   anyHost?: boolean;
   rateLimiter: RateLimiter;
+  /** Secrets in flight, masked by the log pipeline (log.ts). */
+  secrets?: SecretRegistry;
 }
 
 /** A usable connection with its decrypted PAT; the PAT must not outlive the Jira call. */
 export interface Credential {
   connection: ConnectionRecord;
   pat: string;
+  /** Ends the PAT's registration with the log pipeline's mask: call it once the PAT is done. */
+  release(): void;
 }
 
 const NOT_FOUND =
@@ -161,12 +165,14 @@ export class ConnectionService {
       request_id: ctx.requestId,
       source: ctx.source,
     };
+    let release: (() => void) | undefined;
     try {
       // Security: a brake on guessing PATs through sosvault, counted per user in KV so every
       // instance (and both intakes: the API and the connect page) spends the same budget.
       await this.d.rateLimiter.take("connect", ctx.user);
       const baseUrl = this.validateBaseUrl(input.base_url);
       const pat = checkPatFormat(input.pat);
+      release = this.d.secrets?.register(pat);
       const jiraUser = await this.d.jira.myself(baseUrl, pat);
       const id = newConnectionId();
       const now = this.d.clock();
@@ -191,6 +197,8 @@ export class ConnectionService {
     } catch (err) {
       await this.d.events.record({ ...event, outcome: "failure", error_code: codeOf(err) });
       throw err;
+    } finally {
+      release?.();
     }
   }
 
@@ -222,7 +230,11 @@ export class ConnectionService {
     };
     try {
       const cred = await this.use(ctx, id, "verify");
-      await this.d.jira.myself(cred.connection.base_url, cred.pat);
+      try {
+        await this.d.jira.myself(cred.connection.base_url, cred.pat);
+      } finally {
+        cred.release();
+      }
       let updated: ConnectionRecord | null = null;
       for (let i = 0; i < 5 && !updated; i++) {
         const current = await this.owned(ctx, id);
@@ -308,7 +320,12 @@ export class ConnectionService {
       source: ctx.source,
       purpose,
     });
-    return { connection: record, pat };
+    // Security: a revoke that landed while the event was written must still win, so the
+    // record is read again now that the PAT is about to go out.
+    if ((await this.d.store.get(id))?.value.status !== "connected") {
+      throw revokedDuringUse();
+    }
+    return { connection: record, pat, release: this.d.secrets?.register(pat) ?? (() => {}) };
   }
 
   /** Revokes every connected connection (of one user, or all): incident response. */

@@ -15,7 +15,7 @@ import { ConfigError } from "../config.ts";
 import type { Clock } from "../clock.ts";
 import type { ConnectionStore } from "../connections/store.ts";
 import { kvKeys } from "../kv_keys.ts";
-import type { Logger } from "../log.ts";
+import type { Logger, SecretRegistry } from "../log.ts";
 import type { EventLog } from "../security/events.ts";
 import {
   DecryptError,
@@ -36,6 +36,7 @@ export interface RotationDeps {
   clock: Clock;
   events: EventLog;
   log: Logger;
+  secrets?: SecretRegistry;
 }
 
 export interface RotationReport {
@@ -189,7 +190,13 @@ async function rotateOne(d: RotationDeps, id: string): Promise<Outcome> {
       source: "cli",
       purpose: "rotate",
     });
-    const sealed = await seal(current, pat, aad);
+    const release = d.secrets?.register(pat);
+    let sealed;
+    try {
+      sealed = await seal(current, pat, aad);
+    } finally {
+      release?.();
+    }
     const patFp = await fingerprint(current, pat);
     const done = await d.store.rewrap(
       record,
