@@ -6,6 +6,9 @@ import type { Config } from "./config.ts";
 import { type Clock, systemClock } from "./clock.ts";
 import { createLogger, type Logger, type LogSink, SecretRegistry, stderrSink } from "./log.ts";
 import { resolveMasterKey } from "./vault/master_key.ts";
+import { VaultSession, vaultStartError, WrappingReusedError } from "./vault/vault_source.ts";
+import type { VaultFetch } from "./vault/hashicorp.ts";
+import { eventExporter } from "./security/event_export.ts";
 import { createKeyring, toBase64, toHex } from "./vault/cipher.ts";
 import { checkSentinel } from "./vault/sentinel.ts";
 import { ConnectionStore } from "./connections/store.ts";
@@ -44,6 +47,10 @@ export interface RuntimeOptions {
   sosTimeoutMs?: number;
   /** The process's live-secret registry (main.ts shares it with the console capture). */
   secrets?: SecretRegistry;
+  /** How requests reach Vault (tests: the fake Vault's CA); default: fetch with VAULT_CACERT. */
+  vaultFetch?: VaultFetch;
+  /** Renew the Vault token on a timer (default). Tests turn it off and call `step()`. */
+  vaultAutoRenew?: boolean;
 }
 
 export async function openServices(
@@ -53,15 +60,50 @@ export async function openServices(
   const clock = options.clock ?? systemClock;
   const secrets = options.secrets ?? new SecretRegistry();
   const log: Logger = createLogger(options.logSink ?? stderrSink, { now: clock, secrets });
-  const masterKey = await resolveMasterKey(config.masterKey);
+  let vault: VaultSession | undefined;
+  let masterKey: Uint8Array;
+  let previousKey = config.previousMasterKey;
+  if (config.masterKey.kind === "vault") {
+    const settings = config.masterKey.settings;
+    try {
+      vault = await VaultSession.start(settings, { clock, secrets, fetch: options.vaultFetch });
+    } catch (err) {
+      if (err instanceof WrappingReusedError) {
+        // Security: loud, and only in the log: without the key there is no signed chain yet.
+        log.error("security_event", {
+          event: {
+            type: "secrets_bootstrap_wrapping_reused",
+            outcome: "failure",
+            time: clock().toISOString(),
+            user: "sosvault",
+            source: "system",
+          },
+        });
+        log.error("secrets_bootstrap_wrapping_reused", { vault_addr: settings.addr });
+      }
+      throw vaultStartError(err, settings);
+    }
+    masterKey = vault.current;
+    previousKey = vault.previous;
+    log.info("vault_key_loaded", {
+      vault_addr: settings.addr,
+      key_path: settings.keyPath,
+      version: vault.currentVersion,
+      previous: vault.previous !== undefined,
+      token_expires_at: new Date(vault.tokenExpiresAt).toISOString(),
+    });
+  } else {
+    masterKey = await resolveMasterKey(config.masterKey);
+  }
   // Security: the key's text forms are masked in every log line for the process's lifetime.
-  for (const k of [masterKey, config.previousMasterKey]) {
+  for (const k of [masterKey, previousKey]) {
     if (!k) continue;
     secrets.register(toHex(k));
     secrets.register(toBase64(k));
   }
-  const keyring = await createKeyring(masterKey, config.previousMasterKey);
+  const keyring = await createKeyring(masterKey, previousKey);
   masterKey.fill(0);
+  previousKey?.fill(0);
 
   const kv = await openKv(config.kvPath);
   try {
@@ -87,7 +129,15 @@ export async function openServices(
   transport ??= httpTransport(caPem);
   uploader ??= httpsUploader({ caPem });
   const jira = new JiraClient({ transport, timeoutMs: config.jiraTimeoutMs });
-  const events = new EventLog(kv, log, clock, config.eventRetentionDays, keyring);
+  const events = new EventLog(
+    kv,
+    log,
+    clock,
+    config.eventRetentionDays,
+    keyring,
+    config.eventExport ? eventExporter(config.eventExport) : undefined,
+  );
+  if (vault) watchVaultToken(vault, events, log, clock, options.vaultAutoRenew ?? true);
   const rateLimiter = new RateLimiter(kv, clock, config.rateLimits);
   const connections = new ConnectionService({
     store: new ConnectionStore(kv),
@@ -154,7 +204,48 @@ export async function openServices(
     secretGuard: new SecretGuard({ connections, keyring, events, log }),
     rateLimiter,
     version: VERSION,
+    vault,
   };
+}
+
+/**
+ * Keeps the Vault token alive (vault_source.ts). When it cannot be, the server keeps serving
+ * with the key it holds, and says so loudly: an event and a log alert.
+ */
+function watchVaultToken(
+  vault: VaultSession,
+  events: EventLog,
+  log: Logger,
+  clock: Clock,
+  auto: boolean,
+) {
+  vault.onAlert = async (alert) => {
+    log.error("secrets_bootstrap_token_expired", { reason: alert.reason });
+    await events.record({
+      type: "secrets_bootstrap_token_expired",
+      outcome: "failure",
+      user: "sosvault",
+      source: "system",
+      error_code: "unauthenticated",
+    }).catch((err) => log.error("event_record_failed", { error: err }));
+  };
+  if (!auto) return;
+  const schedule = () => {
+    const at = vault.nextStepAt;
+    if (at === null) return;
+    const timer = setTimeout(async () => {
+      try {
+        const what = await vault.step();
+        if (what !== "idle") log.info("vault_token", { action: what });
+      } catch (err) {
+        // Vault unreachable for a moment: try again later; the key in memory keeps serving.
+        log.warn("vault_token_step_failed", { error: err });
+      }
+      schedule();
+    }, Math.max(1000, Math.min(at - clock().getTime(), 2 ** 31 - 1)));
+    Deno.unrefTimer(timer);
+  };
+  schedule();
 }
 
 /** The host name keys the one-sosreport-per-host lock; KV may be shared by several hosts. */

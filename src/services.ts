@@ -13,6 +13,7 @@ import type { SosService } from "./sos/report.ts";
 import type { FetchService } from "./sos/fetch.ts";
 import type { ConsentService } from "./sos/consent.ts";
 import type { RateLimiter } from "./security/rate_limit.ts";
+import type { VaultSession } from "./vault/vault_source.ts";
 
 export interface Services {
   config: Config;
@@ -34,4 +35,6 @@ export interface Services {
   /** Per-user request budgets in KV (connection attempts, MCP tool calls). */
   rateLimiter: RateLimiter;
   version: string;
+  /** SOSVAULT_KEY_SOURCE=vault: the session that fetched the key and keeps its token alive. */
+  vault?: VaultSession;
 }

@@ -39,7 +39,8 @@ export const EVENT_TYPES = [
   "event_export_failed",
 ] as const;
 export type EventType = typeof EVENT_TYPES[number];
-export type EventSource = "http" | "mcp" | "cli";
+/** `system`: raised by the server itself (the Vault token's life, the chain). */
+export type EventSource = "http" | "mcp" | "cli" | "system";
 
 export interface SecurityEvent {
   id: string;
