@@ -158,7 +158,7 @@ Deno.test("start: AppRole login wrapped, unwrapped in memory, key read from KV v
       out: (l) => lines.push(l),
       err: (l) => lines.push(l),
       usage: () => 64,
-    }, { sosPath: null, run: async () => ({ code: 1, stdout: "", stderr: "" }) });
+    }, { sosPath: null, run: () => Promise.resolve({ code: 1, stdout: "", stderr: "" }) });
     const doctor = lines.join("\n");
     assert.match(
       doctor,
