@@ -37,7 +37,12 @@ export function eventExporter(
     // node:dgram: Deno's own datagram API still needs --unstable-net.
     let sock: dgram.Socket | null = null;
     return async (events) => {
-      sock ??= dgram.createSocket(target.host.includes(":") ? "udp6" : "udp4");
+      if (!sock) {
+        sock = dgram.createSocket(target.host.includes(":") ? "udp6" : "udp4");
+        // A loopback collector is reached from a loopback address (no wildcard bind needed).
+        const local = target.host === "::1" ? "::1" : /^127\./.test(target.host) ? "127.0.0.1" : "";
+        if (local) await new Promise<void>((r) => sock!.bind(0, local, r));
+      }
       for (const e of events) {
         await new Promise<void>((resolve, reject) =>
           sock!.send(

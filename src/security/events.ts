@@ -104,6 +104,7 @@ export interface EventFilter {
 export class EventLog {
   #pending: { event: SecurityEvent; done: (err?: unknown) => void }[] = [];
   #draining = false;
+  #exports: Promise<void> = Promise.resolve();
   /** The head as this process last wrote it; null: read it again (another writer moved it). */
   #head: { mark: ChainMark | null; versionstamp: string | null } | null = null;
 
@@ -155,7 +156,8 @@ export class EventLog {
           try {
             const stored = await this.#append(batch.map((b) => b.event));
             for (const b of batch) b.done();
-            if (this.exporter) void this.#export(stored);
+            // In order, one batch at a time, off the request's path.
+            if (this.exporter) this.#exports = this.#exports.then(() => this.#export(stored));
           } catch (err) {
             for (const b of batch) b.done(err);
           }

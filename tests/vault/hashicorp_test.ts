@@ -66,9 +66,17 @@ async function vaultSetup(
   // Secret IDs live outside .test-out unless a test removes them (VAULT_SECRET_ID_REMOVE).
   const secretDir = options.dir ?? await Deno.makeTempDir({ prefix: "sosvault-vault-" });
   const secretIdFile = `${secretDir}/secret-id`;
-  await Deno.writeTextFile(secretIdFile, fake.newSecretId("sosvault", await newCanary("uuid")), {
-    mode: 0o600,
-  });
+  await Deno.writeTextFile(
+    secretIdFile,
+    fake.newSecretId(
+      "sosvault",
+      // A file under .test-out is swept: no canary there.
+      options.dir ? crypto.randomUUID() : await newCanary("uuid"),
+    ),
+    {
+      mode: 0o600,
+    },
+  );
   const env: Record<string, string> = {
     TOKEN_VAULT_MASTER_KEY: "",
     SOSVAULT_KEY_SOURCE: "vault",
