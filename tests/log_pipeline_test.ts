@@ -172,3 +172,29 @@ Deno.test("an error thrown inside the Jira transport that quotes the PAT is mask
   assert.ok(w.server.services.secrets.size <= 4);
   assert.equal(w.server.services.secrets.mask(pat), "[redacted]");
 });
+
+Deno.test("an error thrown inside the Vault transport that quotes the token or secret ID never reaches the log", async () => {
+  const { VaultClient } = await import("../src/vault/hashicorp.ts");
+  const secretId = await newCanary("uuid");
+  const token = await newCanary("vault_token");
+  const client = new VaultClient({
+    addr: "https://127.0.0.1:1",
+    fetch: async (req) => {
+      const body = await req.text();
+      throw new TypeError(
+        `connection reset while sending ${body} with ${req.headers.get("x-vault-token")}`,
+      );
+    },
+  });
+  const lines: string[] = [];
+  const log = createLogger((l) => lines.push(l));
+  for (
+    const call of [() => client.loginWrapped("role", secretId, 60), () => client.renewSelf(token)]
+  ) {
+    const err = await call().then(() => null, (e) => e);
+    assert.match(String(err?.message), /Vault is unreachable \(TypeError\)/);
+    log.error("vault_step_failed", { error: err });
+  }
+  const all = lines.join("\n");
+  assert.ok(!all.includes(secretId) && !all.includes(token), all);
+});
