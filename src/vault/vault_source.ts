@@ -43,6 +43,9 @@ export interface VaultSourceDeps {
   remove?: (path: string) => Promise<void>;
 }
 
+/** After a failed renew or login that was not a refusal, the next attempt waits this long. */
+const RETRY_MS = 30_000;
+
 /** The wrapping TTL asked for: long enough for one round trip, short enough to be useless later. */
 export const WRAP_TTL_SECONDS = 60;
 
@@ -301,6 +304,14 @@ export class VaultSession {
         await this.#alert(`${err.message}`);
         return "expired";
       }
+      // Vault down, or a secret ID it refuses (400): try again in a while, not in a loop.
+      if (now >= this.#expiresAt) {
+        await this.#alert(
+          `the token expired and Vault did not renew it (${(err as Error).message})`,
+        );
+        return "expired";
+      }
+      this.#next = Math.min(now + RETRY_MS, this.#expiresAt);
       throw err;
     }
   }

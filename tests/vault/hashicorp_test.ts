@@ -463,3 +463,22 @@ Deno.test("vault mode configuration: https only off loopback, no static key besi
   );
   assert.match(problems({ SOSVAULT_KEY_SOURCE: "vault" }), /VAULT_ADDR is missing/);
 });
+
+Deno.test("Vault down during a renewal: retried 30 s later, not in a loop; the alert comes at expiry", async () => {
+  const v = await vaultSetup({ tokenTtl: 600, tokenMaxTtl: 3600 });
+  const server = await startServer({ clock: v.clock, env: v.env });
+  const vault = server.services.vault!;
+  try {
+    await v.close();
+    v.clock.set(vault.nextStepAt!);
+    await assert.rejects(vault.step(), /renew the token: Vault is unreachable/);
+    assert.equal(vault.nextStepAt, v.clock.now().getTime() + 30_000);
+    v.clock.set(vault.tokenExpiresAt);
+    assert.equal(await vault.step(), "expired");
+    assert.equal(vault.nextStepAt, null);
+    assert.ok(server.logs.some((l) => l.includes('"msg":"secrets_bootstrap_token_expired"')));
+    await registerIssued(v.fake);
+  } finally {
+    await server.close();
+  }
+});
