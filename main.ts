@@ -16,7 +16,17 @@ import { rotateKeyCommand } from "./src/cli/rotate_key.ts";
 import { requirePreviousKey } from "./src/vault/rotate.ts";
 import { locateCat, locateSos } from "./src/sos/locate.ts";
 import { VERSION } from "./src/version.ts";
-import { redactText } from "./src/log.ts";
+import {
+  captureProcessOutput,
+  createLogger,
+  redactText,
+  SecretRegistry,
+  stderrSink,
+} from "./src/log.ts";
+
+/** One registry of live secrets and one log sink for the whole process (src/log.ts). */
+const secrets = new SecretRegistry();
+const processLog = createLogger(stderrSink, { secrets });
 import {
   APPROVAL_USAGE,
   approvalCommand,
@@ -36,6 +46,7 @@ usage:
   sosvault connections revoke-all [--user NAME]
   sosvault rotate-key                          # re-encrypt stored PATs under the current key
   sosvault events [--type T] [--user U] [--cr KEY] [--since ISO] [--limit N] [--json]
+  sosvault events verify [--json]              # exit 1 on the first edited/missing/moved event
   sosvault doctor [--user NAME] [--sudoers]   # check this host; --sudoers prints only the rules
   sosvault ${APPROVAL_USAGE}
 
@@ -73,16 +84,16 @@ async function main(argv: string[]): Promise<number> {
       },
     });
   } catch (err) {
-    console.error(`sosvault: ${(err as Error).message}\n\n${HELP}`);
+    consoleIO.err(`sosvault: ${(err as Error).message}\n\n${HELP}`);
     return EXIT_USAGE;
   }
   const { values, positionals } = parsed;
   if (values.help || positionals[0] === "help") {
-    console.log(HELP);
+    consoleIO.out(HELP);
     return 0;
   }
   if (values.version) {
-    console.log(VERSION);
+    consoleIO.out(VERSION);
     return 0;
   }
   const [command = "serve", ...args] = positionals;
@@ -91,7 +102,7 @@ async function main(argv: string[]): Promise<number> {
       command,
     )
   ) {
-    console.error(`sosvault: unknown command '${command}'\n\n${HELP}`);
+    consoleIO.err(`sosvault: unknown command '${command}'\n\n${HELP}`);
     return EXIT_USAGE;
   }
 
@@ -121,7 +132,7 @@ async function main(argv: string[]): Promise<number> {
   for (const name of SECRET_ENV_VARS) Deno.env.delete(name);
   const config = parseConfig(env);
   if (command === "rotate-key") requirePreviousKey(config);
-  const services = await openServices(config);
+  const services = await openServices(config, { secrets });
   try {
     switch (command) {
       case "serve": {
@@ -152,19 +163,23 @@ async function main(argv: string[]): Promise<number> {
 }
 
 if (import.meta.main) {
+  // Security: console.* and uncaught errors go through the same masking as every log line.
+  captureProcessOutput(processLog, secrets);
   try {
     Deno.exit(await main(Deno.args));
   } catch (err) {
     if (err instanceof ConfigError) {
-      console.error(`sosvault: ${err.message}`);
+      consoleIO.err(`sosvault: ${err.message}`);
       Deno.exit(EXIT_CONFIG);
     }
     if (err instanceof AppError) {
-      console.error(`sosvault: ${err.message}`);
+      consoleIO.err(`sosvault: ${err.message}`);
       Deno.exit(err.code === "invalid_input" ? EXIT_USAGE : 1);
     }
-    console.error(
-      `sosvault: unexpected failure: ${redactText(String((err as Error)?.message ?? err))}`,
+    consoleIO.err(
+      `sosvault: unexpected failure: ${
+        redactText(String((err as Error)?.message ?? err), secrets)
+      }`,
     );
     Deno.exit(1);
   }

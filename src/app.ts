@@ -25,7 +25,7 @@ export function createApp(s: Services, mcp: McpSessions = new McpSessions(s)): H
       timestamp: s.clock().toISOString(),
     }));
 
-  const auth = bearerAuth({ mode: s.config.auth, users: s.users });
+  const auth = bearerAuth({ mode: s.config.auth, users: s.users, secrets: s.secrets });
   app.use("/api/*", auth);
   app.route("/api/jira/connections", connectionRoutes(s));
   app.route("/api/security-events", securityEventRoutes(s));

@@ -3,6 +3,7 @@
  * Every bad variable is reported by name; a secret's value is never echoed.
  */
 import { z } from "zod";
+import type { VaultSettings } from "./vault/vault_source.ts";
 
 /** Every variable sosvault reads. The task permission flags (`--allow-env=…`) list exactly these. */
 export const ENV_VARS = [
@@ -37,6 +38,16 @@ export const ENV_VARS = [
   "SOSVAULT_APPROVAL_SIGNATURE_FIELD",
   "SOSVAULT_APPROVAL_TRUST_DIR",
   "SOSVAULT_WEBHOOK_SECRET_FILE",
+  "SOSVAULT_KEY_SOURCE",
+  "VAULT_ADDR",
+  "VAULT_NAMESPACE",
+  "VAULT_CACERT",
+  "VAULT_ROLE_ID",
+  "VAULT_ROLE_ID_FILE",
+  "VAULT_SECRET_ID_FILE",
+  "VAULT_SECRET_ID_REMOVE",
+  "SOSVAULT_VAULT_KEY_PATH",
+  "SOSVAULT_EVENT_EXPORT",
   // Read by Deno.openKv itself for a KV Connect URL; removed from the environment once opened.
   "DENO_KV_ACCESS_TOKEN",
 ] as const;
@@ -83,6 +94,10 @@ export interface Config {
     connect: { count: number; seconds: number };
     tool: { count: number; seconds: number };
   };
+  /** SOSVAULT_EVENT_EXPORT: a copy of every event as a JSON line to a file, or syslog. */
+  eventExport?:
+    | { kind: "file"; path: string }
+    | { kind: "syslog"; transport: "udp" | "tcp"; host: string; port: number };
   /** The change-approval gate before generate_sosreport (off by default). */
   approval: ApprovalConfig;
   /** File holding the shared secret of signed Jira webhooks; unset turns /jira/webhook off. */
@@ -110,6 +125,7 @@ export interface ApprovalConfig {
 
 /** Where the master key comes from; the bytes are read by `resolveMasterKey`. */
 export type MasterKeySource =
+  | { kind: "vault"; settings: VaultSettings }
   | { kind: "value"; bytes: Uint8Array }
   | { kind: "file"; path: string }
   | { kind: "dev-generated"; path: string };
@@ -214,6 +230,38 @@ const schema = z.object({
   SOSVAULT_APPROVAL_SIGNATURE_FIELD: fieldId.optional(),
   SOSVAULT_APPROVAL_TRUST_DIR: absoluteOrRelativePath.optional(),
   SOSVAULT_WEBHOOK_SECRET_FILE: absoluteOrRelativePath.optional(),
+  SOSVAULT_KEY_SOURCE: z.enum(["env", "vault"]).default("env"),
+  VAULT_ADDR: z.url({ protocol: /^https?$/, error: "must be an http(s) URL" }).optional(),
+  VAULT_NAMESPACE: z.string().trim().regex(/^[A-Za-z0-9_./-]{1,200}$/, "must be a namespace path")
+    .optional(),
+  VAULT_CACERT: absoluteOrRelativePath.optional(),
+  VAULT_ROLE_ID: z.string().trim().min(1).optional(),
+  VAULT_ROLE_ID_FILE: absoluteOrRelativePath.optional(),
+  VAULT_SECRET_ID_FILE: absoluteOrRelativePath.optional(),
+  VAULT_SECRET_ID_REMOVE: z.enum(["0", "1"], { error: "must be 1 (remove) or 0" }).default("0")
+    .transform((v) => v === "1"),
+  SOSVAULT_VAULT_KEY_PATH: z.string().trim().regex(
+    /^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)*\/data\/[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)*$/,
+    "must be a KV v2 data path, for example secret/data/sosvault/master-key",
+  ).default("secret/data/sosvault/master-key"),
+  SOSVAULT_EVENT_EXPORT: z.string().trim().transform((s, ctx) => {
+    const file = /^file:(.+)$/.exec(s);
+    if (file) return { kind: "file" as const, path: file[1] };
+    const sys = /^syslog(\+tcp|\+udp)?:([A-Za-z0-9.-]+|\[[0-9a-fA-F:]+\]):(\d{1,5})$/.exec(s);
+    if (sys && Number(sys[3]) <= 65535) {
+      return {
+        kind: "syslog" as const,
+        transport: sys[1] === "+tcp" ? "tcp" as const : "udp" as const,
+        host: sys[2].replace(/^\[|\]$/g, ""),
+        port: Number(sys[3]),
+      };
+    }
+    ctx.addIssue({
+      code: "custom",
+      message: "must be file:PATH, syslog:HOST:PORT (UDP) or syslog+tcp:HOST:PORT",
+    });
+    return z.NEVER;
+  }).optional(),
 });
 
 const LOOPBACK = new Set(["127.0.0.1", "localhost", "::1"]);
@@ -239,7 +287,18 @@ export function parseConfig(env: Env): Config {
     }
   }
 
-  const masterKey = masterKeySource(env, problems);
+  const vaultMode = env.SOSVAULT_KEY_SOURCE === "vault";
+  if (vaultMode && (env.TOKEN_VAULT_MASTER_KEY || env.TOKEN_VAULT_MASTER_KEY_FILE)) {
+    problems.push(
+      "SOSVAULT_KEY_SOURCE=vault takes the key from Vault: unset TOKEN_VAULT_MASTER_KEY and TOKEN_VAULT_MASTER_KEY_FILE",
+    );
+  }
+  if (vaultMode && env.TOKEN_VAULT_MASTER_KEY_PREVIOUS) {
+    problems.push(
+      "SOSVAULT_KEY_SOURCE=vault takes the previous key from the secret's previous version: unset TOKEN_VAULT_MASTER_KEY_PREVIOUS",
+    );
+  }
+  const masterKey = vaultMode ? undefined : masterKeySource(env, problems);
   let previousMasterKey: Uint8Array | undefined;
   if (env.TOKEN_VAULT_MASTER_KEY_PREVIOUS) {
     previousMasterKey = parseMasterKey(env.TOKEN_VAULT_MASTER_KEY_PREVIOUS) ?? undefined;
@@ -263,7 +322,10 @@ export function parseConfig(env: Env): Config {
       "SOSVAULT_AUTH=dev needs a loopback SOSVAULT_LISTEN address (127.0.0.1, ::1 or localhost)",
     );
   }
-  if (!masterKey && c.SOSVAULT_AUTH === "dev" && c.SOSVAULT_ENV !== "production") {
+  const vault = vaultMode ? vaultSettings(c, problems) : undefined;
+  if (vaultMode) {
+    // The key comes from Vault at start (vault/vault_source.ts).
+  } else if (!masterKey && c.SOSVAULT_AUTH === "dev" && c.SOSVAULT_ENV !== "production") {
     // Dev mode: a key generated once beside the KV file, so `deno task dev` needs no setup.
   } else if (!masterKey && !problems.some((p) => p.startsWith("TOKEN_VAULT_MASTER_KEY "))) {
     problems.push(
@@ -299,7 +361,9 @@ export function parseConfig(env: Env): Config {
     publicUrlExplicit: c.SOSVAULT_PUBLIC_URL !== undefined,
     kvPath: c.SOSVAULT_KV_PATH,
     auth: c.SOSVAULT_AUTH,
-    masterKey: masterKey ?? { kind: "dev-generated", path: devKeyPath(c.SOSVAULT_KV_PATH) },
+    masterKey: vault
+      ? { kind: "vault", settings: vault }
+      : masterKey ?? { kind: "dev-generated", path: devKeyPath(c.SOSVAULT_KV_PATH) },
     previousMasterKey,
     connectionTtlSeconds: c.JIRA_CONNECTION_TTL_SECONDS,
     attachmentMaxBytes: c.JIRA_ATTACHMENT_MAX_BYTES,
@@ -326,6 +390,41 @@ export function parseConfig(env: Env): Config {
       trustDir: c.SOSVAULT_APPROVAL_TRUST_DIR ?? null,
     },
     webhookSecretFile: c.SOSVAULT_WEBHOOK_SECRET_FILE,
+    eventExport: c.SOSVAULT_EVENT_EXPORT,
+  };
+}
+
+function vaultSettings(c: z.infer<typeof schema>, problems: string[]): VaultSettings | undefined {
+  const before = problems.length;
+  if (!c.VAULT_ADDR) {
+    problems.push("VAULT_ADDR is missing: SOSVAULT_KEY_SOURCE=vault needs Vault's URL");
+  } else {
+    const u = new URL(c.VAULT_ADDR);
+    // Security: the secret ID and the token travel to Vault; in clear only over loopback.
+    if (u.protocol !== "https:" && !isLoopbackHost(u.hostname.replace(/^\[|\]$/g, ""))) {
+      problems.push("VAULT_ADDR must be https:// (plain http only on a loopback address)");
+    }
+  }
+  if (!c.VAULT_ROLE_ID === !c.VAULT_ROLE_ID_FILE) {
+    problems.push(
+      "SOSVAULT_KEY_SOURCE=vault needs exactly one of VAULT_ROLE_ID and VAULT_ROLE_ID_FILE",
+    );
+  }
+  if (!c.VAULT_SECRET_ID_FILE) {
+    problems.push(
+      "VAULT_SECRET_ID_FILE is missing: SOSVAULT_KEY_SOURCE=vault reads the AppRole secret ID from it (tmpfs)",
+    );
+  }
+  if (problems.length > before) return undefined;
+  return {
+    addr: c.VAULT_ADDR!.replace(/\/+$/, ""),
+    namespace: c.VAULT_NAMESPACE,
+    caFile: c.VAULT_CACERT,
+    roleId: c.VAULT_ROLE_ID,
+    roleIdFile: c.VAULT_ROLE_ID_FILE,
+    secretIdFile: c.VAULT_SECRET_ID_FILE!,
+    removeSecretId: c.VAULT_SECRET_ID_REMOVE,
+    keyPath: c.SOSVAULT_VAULT_KEY_PATH,
   };
 }
 

@@ -6,7 +6,10 @@
  *   user_connection/<user>/<id>  owner index, for listing a user's own connections
  *   user/<name>                a sosvault user; user_token/<sha256> → name
  *   connect_code/<sha256>      one-time connect-page codes
- *   event/<time-ordered id>    security events, expiring after the retention period
+ *   event/<seq>                security events, a signed chain (security/event_chain.ts);
+ *                              event/<time-ordered id> are unchained events of older versions
+ *   event_chain/head           the last seq and its chain value, signed
+ *   event_chain/checkpoint     the last pruned seq and its chain value, signed
  *   vault/sentinel             proves at start that the master key is the vault's key
  *   rate_limit/<bucket>/<user>  a user's request budget (shared by every instance on this KV)
  *   approval_cr/<key>          a CR's status as the newest signed webhook told it (24 h)
@@ -24,8 +27,12 @@ export const kvKeys = {
   allUsers: () => ["user"] as const,
   userToken: (hash: string) => ["user_token", hash] as const,
   connectCode: (hash: string) => ["connect_code", hash] as const,
-  event: (id: string) => ["event", id] as const,
+  event: (seq: number) => ["event", seq] as const,
+  /** Sorts after every numeric seq (KV orders numbers before booleans). */
+  eventsEnd: () => ["event", false] as const,
   allEvents: () => ["event"] as const,
+  eventHead: () => ["event_chain", "head"] as const,
+  eventCheckpoint: () => ["event_chain", "checkpoint"] as const,
   vaultSentinel: () => ["vault", "sentinel"] as const,
   rateLimit: (bucket: string, user: string) => ["rate_limit", bucket, user] as const,
   approvalCr: (key: string) => ["approval_cr", key] as const,

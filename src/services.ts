@@ -1,7 +1,7 @@
 /** The services the adapters (HTTP, MCP, CLI) are thin layers over, built once in main.ts. */
 import type { Config } from "./config.ts";
 import type { Clock } from "./clock.ts";
-import type { Logger } from "./log.ts";
+import type { Logger, SecretRegistry } from "./log.ts";
 import type { ConnectionService } from "./connections/service.ts";
 import type { EventLog } from "./security/events.ts";
 import type { UserStore } from "./users/users.ts";
@@ -15,12 +15,15 @@ import type { ConsentService } from "./sos/consent.ts";
 import type { RateLimiter } from "./security/rate_limit.ts";
 import type { ApprovalGate } from "./approval/gate.ts";
 import type { WebhookReceiver } from "./approval/webhook.ts";
+import type { VaultSession } from "./vault/vault_source.ts";
 
 export interface Services {
   config: Config;
   kv: Deno.Kv;
   clock: Clock;
   log: Logger;
+  /** Secrets the process holds right now; the log pipeline masks each of them. */
+  secrets: SecretRegistry;
   users: UserStore;
   connections: ConnectionService;
   events: EventLog;
@@ -38,4 +41,6 @@ export interface Services {
   /** Signed Jira webhooks; null unless SOSVAULT_WEBHOOK_SECRET_FILE is set. */
   webhooks: WebhookReceiver | null;
   version: string;
+  /** SOSVAULT_KEY_SOURCE=vault: the session that fetched the key and keeps its token alive. */
+  vault?: VaultSession;
 }

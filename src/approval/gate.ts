@@ -62,6 +62,19 @@ export class ApprovalGate {
 
   /** Null when the policy is off; else the approval, or `approval_required`. */
   async check(ctx: RequestContext, input: ApprovalInput): Promise<Approval | null> {
+    const release: Array<() => void> = [];
+    try {
+      return await this.#check(ctx, input, release);
+    } finally {
+      release.forEach((r) => r());
+    }
+  }
+
+  async #check(
+    ctx: RequestContext,
+    input: ApprovalInput,
+    release: Array<() => void>,
+  ): Promise<Approval | null> {
     const c = this.d.config;
     if (c.mode === "off") return null;
     if (!input.change_request || !input.connection_id) {
@@ -79,7 +92,8 @@ export class ApprovalGate {
     } catch {
       throw refuse("change_request must be a Jira issue key like CR-1042");
     }
-    const cred = await this.d.connections.use(ctx, input.connection_id);
+    const cred = await this.d.connections.use(ctx, input.connection_id, "approval");
+    release.push(cred.release);
     const extra = [
       c.hostField,
       ...(c.windowFields ?? []),

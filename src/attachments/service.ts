@@ -57,8 +57,12 @@ export class AttachmentService {
       source: ctx.source,
     };
     return await this.d.events.around(event, async () => {
-      const cred = await this.d.connections.use(ctx, connectionId);
-      return await listIssueAttachments(this.d.jira, cred.auth.apiBase, cred.auth, key);
+      const cred = await this.d.connections.use(ctx, connectionId, "list");
+      try {
+        return await listIssueAttachments(this.d.jira, cred.auth.apiBase, cred.auth, key);
+      } finally {
+        cred.release();
+      }
     });
   }
 
@@ -80,7 +84,7 @@ export class AttachmentService {
     try {
       const artifact = await resolveArtifact(input.artifact_ref, ctx.user, this.d.policy);
       const filename = attachmentName(input.filename, artifact.name);
-      const cred = await this.d.connections.use(ctx, input.connection_id);
+      const cred = await this.d.connections.use(ctx, input.connection_id, "attach");
       const base = cred.auth.apiBase;
       // Security: tracked from the moment the PAT is decrypted, so a revoke (here or on another
       // instance) also stops the pre-flight GETs, and no request starts after it was answered.
@@ -123,6 +127,7 @@ export class AttachmentService {
         throw use.signal.aborted && use.signal.reason instanceof AppError ? use.signal.reason : err;
       } finally {
         use.release();
+        cred.release();
       }
       const first = uploaded[0];
       // Security: what Jira says it stored goes to the model; never if it quotes the token.

@@ -8,9 +8,9 @@ import type { RequestContext } from "../context.ts";
 import { CONNECTION_ID, newConnectionId } from "../ids.ts";
 import type { JiraClient } from "../jira/client.ts";
 import { normaliseBaseUrl } from "../jira/base_url.ts";
-import type { EventLog } from "../security/events.ts";
+import type { CredentialPurpose, EventLog } from "../security/events.ts";
 import { DecryptError, type Keyring, open, patAad, seal } from "../vault/cipher.ts";
-import type { Logger } from "../log.ts";
+import type { Logger, SecretRegistry } from "../log.ts";
 import type { RateLimiter } from "../security/rate_limit.ts";
 import type { ConnectionRecord, ConnectionStore, Versioned } from "./store.ts";
 import {
@@ -95,6 +95,8 @@ export interface ConnectionServiceDeps {
   rateLimiter: RateLimiter;
   /** Atlassian's API gateway for scoped Cloud tokens; tests point it at the fake on loopback. */
   cloudGateway?: string;
+  /** Secrets in flight, masked by the log pipeline (log.ts). */
+  secrets?: SecretRegistry;
 }
 
 /** A usable connection with its decrypted PAT; the PAT must not outlive the Jira call. */
@@ -104,6 +106,8 @@ export interface Credential {
   pat: string;
   /** How to call this connection's Jira (scheme, route, the secret forms to refuse in answers). */
   auth: JiraAuth;
+  /** Ends the PAT's registration with the log pipeline's mask: call it once the PAT is done. */
+  release(): void;
 }
 
 const NOT_FOUND =
@@ -203,12 +207,14 @@ export class ConnectionService {
       request_id: ctx.requestId,
       source: ctx.source,
     };
+    let release: (() => void) | undefined;
     try {
       // Security: a brake on guessing PATs through sosvault, counted per user in KV so every
       // instance (and both intakes: the API and the connect page) spends the same budget.
       await this.d.rateLimiter.take("connect", ctx.user);
       const baseUrl = this.validateBaseUrl(input.base_url);
       const pat = checkPatFormat(input.pat);
+      release = this.d.secrets?.register(pat);
       const email = input.email === undefined ? undefined : checkEmail(input.email);
       if (input.token_kind !== undefined && email === undefined) {
         throw new AppError(
@@ -260,6 +266,8 @@ export class ConnectionService {
     } catch (err) {
       await this.d.events.record({ ...event, outcome: "failure", error_code: codeOf(err) });
       throw err;
+    } finally {
+      release?.();
     }
   }
 
@@ -290,8 +298,12 @@ export class ConnectionService {
       connection_id: id,
     };
     try {
-      const cred = await this.use(ctx, id);
-      await this.d.jira.myself(cred.connection.base_url, cred.auth);
+      const cred = await this.use(ctx, id, "verify");
+      try {
+        await this.d.jira.myself(cred.connection.base_url, cred.auth);
+      } finally {
+        cred.release();
+      }
       let updated: ConnectionRecord | null = null;
       for (let i = 0; i < 5 && !updated; i++) {
         const current = await this.owned(ctx, id);
@@ -323,9 +335,10 @@ export class ConnectionService {
 
   /**
    * Resolves a connection for use: owned, connected, not expired, and decrypted. Every Jira
-   * call made on a user's behalf goes through here.
+   * call made on a user's behalf goes through here, and every decryption is recorded as a
+   * `credential_use` event naming what it was for.
    */
-  async use(ctx: RequestContext, id: string): Promise<Credential> {
+  async use(ctx: RequestContext, id: string, purpose: CredentialPurpose): Promise<Credential> {
     const current = await this.owned(ctx, id);
     const record = await this.settleExpiry(ctx, current.value, current);
     if (record.status === "revoked") {
@@ -347,10 +360,9 @@ export class ConnectionService {
         "This connection's credential is gone: connect to Jira again to continue",
       );
     }
+    let plaintext: string;
     try {
-      const plaintext = await open(this.d.keyring, envelope, patAad(record.user, id));
-      const auth = authOf(record, plaintext, this.d.cloudGateway ?? ATLASSIAN_GATEWAY);
-      return { connection: record, pat: auth.secrets[0], auth };
+      plaintext = await open(this.d.keyring, envelope, patAad(record.user, id));
     } catch (err) {
       if (!(err instanceof DecryptError)) throw err;
       this.d.log.error("decrypt_failed", { connection_id: id, reason: err.reason, kid: err.kid });
@@ -368,6 +380,29 @@ export class ConnectionService {
         "The stored credential of this connection cannot be decrypted with the server's key: revoke it and connect again, and tell the operator (key mismatch or tampering)",
       );
     }
+    await this.d.events.record({
+      type: "credential_use",
+      outcome: "success",
+      user: ctx.user,
+      connection_id: id,
+      request_id: ctx.requestId,
+      source: ctx.source,
+      purpose,
+    });
+    // Security: a revoke that landed while the event was written must still win, so the
+    // record is read again now that the PAT is about to go out.
+    if ((await this.d.store.get(id))?.value.status !== "connected") {
+      throw revokedDuringUse();
+    }
+    const auth = authOf(record, plaintext, this.d.cloudGateway ?? ATLASSIAN_GATEWAY);
+    // Every form of the credential in flight (token, `email:token`, its base64) is masked.
+    const releases = auth.secrets.map((secret) => this.d.secrets?.register(secret));
+    return {
+      connection: record,
+      pat: auth.secrets[0],
+      auth,
+      release: () => releases.forEach((release) => release?.()),
+    };
   }
 
   /** Revokes every connected connection (of one user, or all): incident response. */

@@ -111,6 +111,14 @@ export async function findSecretInText(
 }
 
 /**
+ * Synchronous pattern check of one string (layers 1 and 2 only, no known-secret check): the
+ * id of the first detector that matches, or null. The log pipeline masks with it.
+ */
+export function detectSecretPattern(text: string): string | null {
+  return detectPattern(scanVariants(String(text)));
+}
+
+/**
  * Candidate tokens the known-secret check is applied to: maximal runs of
  * `[A-Za-z0-9+/=_\-.:~]` delimited by anything else (whitespace, quotes, other punctuation),
  * kept when 20..512 characters long. Runs are also split at `:`, `.`, `~` and at a `=` that

@@ -20,6 +20,8 @@ export interface VaultKey {
   kid: string;
   encrypt: CryptoKey;
   fingerprint: CryptoKey;
+  /** Signs the security event chain (security/event_chain.ts); its own HKDF label. */
+  events: CryptoKey;
 }
 
 export interface Keyring {
@@ -50,10 +52,11 @@ export async function deriveVaultKey(masterKey: Uint8Array): Promise<VaultKey> {
   const master = await crypto.subtle.importKey("raw", masterKey as BufferSource, "HKDF", false, [
     "deriveBits",
   ]);
-  const [encBytes, fpBytes, idBytes] = await Promise.all([
+  const [encBytes, fpBytes, idBytes, evBytes] = await Promise.all([
     hkdf(master, "sosvault/pat-encryption/v1", 32),
     hkdf(master, "sosvault/pat-fingerprint/v1", 32),
     hkdf(master, "sosvault/key-id/v1", 6),
+    hkdf(master, "sosvault/event-chain/v1", 32),
   ]);
   const encrypt = await crypto.subtle.importKey("raw", encBytes as BufferSource, "AES-GCM", false, [
     "encrypt",
@@ -66,9 +69,17 @@ export async function deriveVaultKey(masterKey: Uint8Array): Promise<VaultKey> {
     false,
     ["sign"],
   );
+  const events = await crypto.subtle.importKey(
+    "raw",
+    evBytes as BufferSource,
+    { name: "HMAC", hash: "SHA-256" },
+    false,
+    ["sign", "verify"],
+  );
   encBytes.fill(0);
   fpBytes.fill(0);
-  return { kid: "k" + toHex(idBytes), encrypt, fingerprint };
+  evBytes.fill(0);
+  return { kid: "k" + toHex(idBytes), encrypt, fingerprint, events };
 }
 
 export async function createKeyring(current: Uint8Array, previous?: Uint8Array): Promise<Keyring> {

@@ -74,3 +74,27 @@ export async function registerCanary(secret: string): Promise<string> {
   await Deno.writeTextFile(`${OUT_DIR}/canaries.txt`, secret + "\n", { append: true });
   return secret;
 }
+
+/**
+ * A canary of another secret kind (issue 15: Vault tokens, secret IDs, wrapping tokens, master
+ * keys served by Vault, tokens that match no pattern at all), registered for the sweep like
+ * the PATs. `shape` makes it look like the real thing, so only the masking of known values —
+ * not a pattern — can hide it.
+ */
+export async function newCanary(
+  shape: "vault_token" | "uuid" | "hex32" | "plain",
+): Promise<string> {
+  const rand = (n: number) =>
+    Array.from(crypto.getRandomValues(new Uint8Array(n)), (b) => b.toString(16).padStart(2, "0"))
+      .join("");
+  const value = shape === "vault_token"
+    ? `hvs.${base64(crypto.getRandomValues(new Uint8Array(18))).replace(/[+/=]/g, "x")}`
+    : shape === "uuid"
+    ? crypto.randomUUID()
+    : shape === "hex32"
+    ? rand(32)
+    : `canary${rand(10)}`;
+  await Deno.mkdir(OUT_DIR, { recursive: true });
+  await Deno.writeTextFile(`${OUT_DIR}/canaries.txt`, value + "\n", { append: true });
+  return value;
+}
