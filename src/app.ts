@@ -11,6 +11,8 @@ import { securityEventRoutes } from "./http/security_events.ts";
 import { connectPageRoutes } from "./http/connect_page.ts";
 import { consentRoutes } from "./http/consents.ts";
 import { McpSessions } from "./mcp/sessions.ts";
+import { oidcBearerAuth } from "./auth/oidc_middleware.ts";
+import { protectedResourceRoutes } from "./auth/oidc_routes.ts";
 
 export function createApp(s: Services, mcp: McpSessions = new McpSessions(s)): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
@@ -24,7 +26,10 @@ export function createApp(s: Services, mcp: McpSessions = new McpSessions(s)): H
       timestamp: s.clock().toISOString(),
     }));
 
-  const auth = bearerAuth({ mode: s.config.auth, users: s.users });
+  const auth = s.oidc
+    ? oidcBearerAuth(s.oidc, { events: s.events, log: s.log })
+    : bearerAuth({ mode: s.config.auth === "dev" ? "dev" : "tokens", users: s.users });
+  if (s.oidc) app.route("/.well-known", protectedResourceRoutes(s.oidc));
   app.use("/api/*", auth);
   app.route("/api/jira/connections", connectionRoutes(s));
   app.route("/api/security-events", securityEventRoutes(s));

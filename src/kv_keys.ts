@@ -9,6 +9,10 @@
  *   event/<time-ordered id>    security events, expiring after the retention period
  *   vault/sentinel             proves at start that the master key is the vault's key
  *   rate_limit/<bucket>/<user>  a user's request budget (shared by every instance on this KV)
+ *   oidc_user/<name>           a user first seen in an OIDC access token (SOSVAULT_AUTH=oidc)
+ *   oidc_denied/<name>         a user `users remove` blocked in oidc mode
+ *   oidc_login/<sha256>        a connect-page login in progress (state, nonce, PKCE verifier)
+ *   oidc_session/<sha256>      a connect-page session after the login
  */
 export const kvKeys = {
   connection: (id: string) => ["connection", id] as const,
@@ -25,4 +29,9 @@ export const kvKeys = {
   allEvents: () => ["event"] as const,
   vaultSentinel: () => ["vault", "sentinel"] as const,
   rateLimit: (bucket: string, user: string) => ["rate_limit", bucket, user] as const,
+  oidcUser: (name: string) => ["oidc_user", name] as const,
+  allOidcUsers: () => ["oidc_user"] as const,
+  oidcDenied: (name: string) => ["oidc_denied", name] as const,
+  oidcLogin: (hash: string) => ["oidc_login", hash] as const,
+  oidcSession: (hash: string) => ["oidc_session", hash] as const,
 };

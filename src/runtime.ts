@@ -28,6 +28,7 @@ import { type CommandRunner, processRunner } from "./sos/runner.ts";
 import { locateSos } from "./sos/locate.ts";
 import { RateLimiter } from "./security/rate_limit.ts";
 import { lockTolerantKv } from "./kv_retry.ts";
+import { createOidcAuth } from "./auth/oidc.ts";
 
 export interface RuntimeOptions {
   clock?: Clock;
@@ -42,6 +43,8 @@ export interface RuntimeOptions {
   /** How long generate_sosreport waits before answering `running`. */
   sosWaitMs?: number;
   sosTimeoutMs?: number;
+  /** How the OIDC issuer is fetched (default: global fetch). */
+  oidcFetch?: typeof fetch;
 }
 
 export async function openServices(
@@ -143,6 +146,7 @@ export async function openServices(
     secretGuard: new SecretGuard({ connections, keyring, events, log }),
     rateLimiter,
     version: VERSION,
+    oidc: createOidcAuth(config, { kv, clock, log, fetch: options.oidcFetch }),
   };
 }
 

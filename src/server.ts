@@ -42,6 +42,8 @@ export function serve(s: Services): RunningServer {
   sweep();
   const janitor = setInterval(sweep, Math.min(ttlMs / 4, 3_600_000));
   Deno.unrefTimer(janitor);
+  // Fetched in the background: the server starts (and answers 503 on /mcp) while the IdP is down.
+  if (s.oidc) void s.oidc.keys.start();
   s.log.info("listening", {
     url,
     port: bound.port,

@@ -13,6 +13,7 @@ import type { SosService } from "./sos/report.ts";
 import type { FetchService } from "./sos/fetch.ts";
 import type { ConsentService } from "./sos/consent.ts";
 import type { RateLimiter } from "./security/rate_limit.ts";
+import type { OidcAuth } from "./auth/oidc.ts";
 
 export interface Services {
   config: Config;
@@ -32,4 +33,6 @@ export interface Services {
   /** Per-user request budgets in KV (connection attempts, MCP tool calls). */
   rateLimiter: RateLimiter;
   version: string;
+  /** Set exactly when SOSVAULT_AUTH=oidc. */
+  oidc?: OidcAuth;
 }
