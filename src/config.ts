@@ -168,7 +168,10 @@ const schema = z.object({
     /^[\x21\x23-\x5B\x5D-\x7E]{1,128}$/,
     "must be one OAuth scope (no spaces or quotes)",
   ).default("sosvault"),
-  SOSVAULT_OIDC_USER_CLAIM: z.string().trim().regex(/^[A-Za-z0-9_.:-]{1,64}$/, "must be a claim name")
+  SOSVAULT_OIDC_USER_CLAIM: z.string().trim().regex(
+    /^[A-Za-z0-9_.:-]{1,64}$/,
+    "must be a claim name",
+  )
     .default("preferred_username"),
   SOSVAULT_OIDC_GROUPS_CLAIM: z.string().trim().regex(
     /^[A-Za-z0-9_.:\/-]{1,128}$/,
@@ -315,7 +318,9 @@ function oidcConfig(c: z.infer<typeof schema>, problems: string[]): OidcConfig |
         "{SOSVAULT_PUBLIC_URL}/mcp) or SOSVAULT_OIDC_AUDIENCE",
     );
   }
-  if ((c.SOSVAULT_OIDC_CLIENT_ID === undefined) !== (c.SOSVAULT_OIDC_CLIENT_SECRET_FILE === undefined)) {
+  if (
+    (c.SOSVAULT_OIDC_CLIENT_ID === undefined) !== (c.SOSVAULT_OIDC_CLIENT_SECRET_FILE === undefined)
+  ) {
     problems.push(
       "SOSVAULT_OIDC_CLIENT_ID and SOSVAULT_OIDC_CLIENT_SECRET_FILE go together: set both or neither",
     );

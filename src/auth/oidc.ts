@@ -26,7 +26,12 @@ export function createOidcAuth(
 ): OidcAuth | undefined {
   const oidc = config.oidc;
   if (!oidc) return undefined;
-  const keys = new OidcKeys({ issuer: oidc.issuer, clock: deps.clock, log: deps.log, fetch: deps.fetch });
+  const keys = new OidcKeys({
+    issuer: oidc.issuer,
+    clock: deps.clock,
+    log: deps.log,
+    fetch: deps.fetch,
+  });
   // The default follows config.publicUrl, which serve() fixes once the port is bound.
   const audience = () => oidc.audience ?? `${config.publicUrl}/mcp`;
   return {

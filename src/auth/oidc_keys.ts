@@ -4,7 +4,12 @@
  * so a stream of forged kids cannot turn sosvault into a load generator against the IdP. The
  * keys are imported once by jose's local key set and reused: we cache keys, never tokens.
  */
-import { createLocalJWKSet, type FlattenedJWSInput, type JSONWebKeySet, type JWSHeaderParameters } from "jose";
+import {
+  createLocalJWKSet,
+  type FlattenedJWSInput,
+  type JSONWebKeySet,
+  type JWSHeaderParameters,
+} from "jose";
 import { AppError } from "../errors.ts";
 import type { Clock } from "../clock.ts";
 import type { Logger } from "../log.ts";
@@ -134,7 +139,9 @@ export class OidcKeys {
         // Security: OIDC Discovery 4.3 — the document must name the issuer we were configured
         // with, or a token from a look-alike issuer could pass.
         if (meta.issuer !== this.opts.issuer) {
-          throw new IdpUnavailable({ reason: "discovery issuer differs from SOSVAULT_OIDC_ISSUER" });
+          throw new IdpUnavailable({
+            reason: "discovery issuer differs from SOSVAULT_OIDC_ISSUER",
+          });
         }
         for (const f of ["jwks_uri", "authorization_endpoint", "token_endpoint"] as const) {
           if (typeof meta[f] !== "string" || !/^https?:\/\//.test(meta[f])) {

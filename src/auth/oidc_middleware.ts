@@ -22,10 +22,16 @@ export function oidcBearerAuth(
     const header = c.req.header("authorization") ?? "";
     const m = /^Bearer +([^\s]+)\s*$/i.exec(header);
     if (!m) {
-      return refuse(c, oidc, deps, null, new AppError(
-        "unauthenticated",
-        "sign in with your identity provider and send the access token as 'Authorization: Bearer <token>'",
-      ));
+      return refuse(
+        c,
+        oidc,
+        deps,
+        null,
+        new AppError(
+          "unauthenticated",
+          "sign in with your identity provider and send the access token as 'Authorization: Bearer <token>'",
+        ),
+      );
     }
     let principal;
     try {
@@ -43,8 +49,18 @@ export function oidcBearerAuth(
     }
     // Security: a user the operator removed stays out even with a still-valid token.
     if (!await oidc.users.admit(principal.name, principal.admin)) {
-      const why = new TokenRefused("invalid_token", "this user was removed from sosvault by the operator");
-      return refuse(c, oidc, deps, why, new AppError("unauthenticated", why.message), principal.name);
+      const why = new TokenRefused(
+        "invalid_token",
+        "this user was removed from sosvault by the operator",
+      );
+      return refuse(
+        c,
+        oidc,
+        deps,
+        why,
+        new AppError("unauthenticated", why.message),
+        principal.name,
+      );
     }
     c.set("user", principal);
     await next();

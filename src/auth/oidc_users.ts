@@ -38,7 +38,8 @@ export class OidcUsers {
   /** Blocks the name (known or not yet seen); true when the user had signed in before. */
   async block(name: string): Promise<boolean> {
     const known = await this.kv.get<OidcUser>(kvKeys.oidcUser(name));
-    await this.kv.atomic().set(kvKeys.oidcDenied(name), true).delete(kvKeys.oidcUser(name)).commit();
+    await this.kv.atomic().set(kvKeys.oidcDenied(name), true).delete(kvKeys.oidcUser(name))
+      .commit();
     return known.value !== null;
   }
 

@@ -118,12 +118,16 @@ export async function doctorCommand(
 export async function oidcIssuerCheck(oidc: OidcAuth): Promise<CheckResult> {
   const issuer = oidc.config.issuer;
   if (await oidc.keys.start()) {
-    return { status: "ok", what: `identity provider ${issuer} publishes its discovery document and keys` };
+    return {
+      status: "ok",
+      what: `identity provider ${issuer} publishes its discovery document and keys`,
+    };
   }
   return {
     status: "fail",
     what: `identity provider ${issuer} cannot be reached (${oidc.keys.status().error})`,
-    fix: "check SOSVAULT_OIDC_ISSUER and that this host reaches it; until then /mcp and /api answer 503",
+    fix:
+      "check SOSVAULT_OIDC_ISSUER and that this host reaches it; until then /mcp and /api answer 503",
   };
 }
 

@@ -94,7 +94,9 @@ async function oidcUsersCommand(
           users: list.map((u) => ({ user: u.name, admin: u.admin, created_at: u.first_login_at })),
         }));
       } else if (list.length === 0) io.out("No one has signed in yet.");
-      else for (const u of list) io.out(`${u.name}\t${u.admin ? "admin" : "user"}\t${u.first_login_at}`);
+      else {for (const u of list) {
+          io.out(`${u.name}\t${u.admin ? "admin" : "user"}\t${u.first_login_at}`);
+        }}
       return 0;
     }
     case "remove": {
