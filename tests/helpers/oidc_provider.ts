@@ -201,9 +201,8 @@ export async function startIdp(options: { accessTokenTtl?: number } = {}): Promi
   return idp;
 }
 
-// deno-lint-ignore no-explicit-any
 async function interact(
-  provider: any,
+  provider: Provider,
   idp: TestIdp,
   req: http.IncomingMessage,
   res: http.ServerResponse,
