@@ -25,6 +25,7 @@ import {
 import { startFakeJira } from "../helpers/fake_jira_server.ts";
 import { newCanaryPat } from "../helpers/canary.ts";
 import { startOidcWorld } from "./_oidc_world.ts";
+import { OUT_DIR } from "../helpers/paths.ts";
 
 /** What a desktop MCP client keeps: its registration, the PKCE verifier, the tokens. */
 class RecordingOAuthClient implements OAuthClientProvider {
@@ -95,6 +96,10 @@ Deno.test("an MCP SDK client signs in through the IdP from a 401 and calls jira_
     await transport.finishAuth(code);
     const accessToken = oauth.tokens()?.access_token;
     assert.ok(accessToken, "the SDK exchanged the code for an access token");
+    // The signature part is unique to this token: the canary sweep proves it was left nowhere.
+    await Deno.writeTextFile(`${OUT_DIR}/canaries.txt`, accessToken.split(".")[2] + "\n", {
+      append: true,
+    });
 
     // 3. Now the same client works: tools/list, then a tool on a connection made with the JWT.
     const client = new Client({ name: "oauth-test", version: "1.0.0" });

@@ -10,6 +10,7 @@ import { newCanaryPat } from "../helpers/canary.ts";
 import { startOidcWorld } from "./_oidc_world.ts";
 import { usersCommand } from "../../src/cli/users.ts";
 import type { CliIO } from "../../src/cli/io.ts";
+import { oidcIssuerCheck } from "../../src/cli/doctor.ts";
 
 function challengeOf(res: { headers: Headers }): string {
   const h = res.headers.get("www-authenticate");
