@@ -13,6 +13,7 @@ import { consentRoutes } from "./http/consents.ts";
 import { McpSessions } from "./mcp/sessions.ts";
 import { oidcBearerAuth } from "./auth/oidc_middleware.ts";
 import { protectedResourceRoutes } from "./auth/oidc_routes.ts";
+import { connectLoginGate, connectLoginRoutes } from "./auth/oidc_login.ts";
 
 export function createApp(s: Services, mcp: McpSessions = new McpSessions(s)): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
@@ -35,6 +36,21 @@ export function createApp(s: Services, mcp: McpSessions = new McpSessions(s)): H
   app.route("/api/security-events", securityEventRoutes(s));
   app.route("/api/sos/consents", consentRoutes(s));
 
+  if (s.oidc?.clientSecret !== undefined) {
+    // oidc mode: the connect page first asks who is at the browser (auth/oidc_login.ts).
+    const login = {
+      oidc: s.oidc,
+      kv: s.kv,
+      clock: s.clock,
+      log: s.log,
+      events: s.events,
+      links: s.connectLinks,
+      publicUrl: () => s.config.publicUrl,
+      clientSecret: s.oidc.clientSecret,
+    };
+    app.use("/connect/:code", connectLoginGate(login));
+    app.route("/", connectLoginRoutes(login));
+  }
   app.route(
     "/connect",
     connectPageRoutes({

@@ -146,7 +146,7 @@ export async function openServices(
     secretGuard: new SecretGuard({ connections, keyring, events, log }),
     rateLimiter,
     version: VERSION,
-    oidc: createOidcAuth(config, { kv, clock, log, fetch: options.oidcFetch }),
+    oidc: await createOidcAuth(config, { kv, clock, log, fetch: options.oidcFetch }),
   };
 }
 

@@ -136,7 +136,7 @@ function scopesOf(p: JWTPayload): string[] {
 }
 
 /** The configured claim, else `sub`, lower-cased; null when neither fits USER_NAME. */
-function userName(p: JWTPayload, claim: string): string | null {
+export function userName(p: JWTPayload, claim: string): string | null {
   for (const v of [p[claim], p.sub]) {
     if (typeof v !== "string") continue;
     const name = v.trim().toLowerCase();

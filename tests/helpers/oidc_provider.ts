@@ -138,6 +138,8 @@ export async function startIdp(options: { accessTokenTtl?: number } = {}): Promi
     scopes: ["openid", "profile", "sosvault"],
     claims: { openid: ["sub"], profile: ["preferred_username", "groups"] },
     pkce: { required: () => true },
+    // The ID token carries preferred_username itself (as Keycloak's does), for the connect page.
+    conformIdTokenClaims: false,
     features: {
       devInteractions: { enabled: false },
       resourceIndicators: {
