@@ -114,7 +114,7 @@ export function connectLoginGate(deps: ConnectLoginDeps): MiddlewareHandler<AppE
         );
       }
       try {
-        return await startLogin(c, deps, `/connect/${code}`, names);
+        return await startLogin(deps, `/connect/${code}`, names);
       } catch {
         return page(
           503,
@@ -150,7 +150,6 @@ async function readSession(deps: ConnectLoginDeps, id: string | null): Promise<S
 }
 
 async function startLogin(
-  c: Context<AppEnv>,
   deps: ConnectLoginDeps,
   returnTo: string,
   names: ReturnType<typeof cookieNames>,

@@ -266,6 +266,12 @@ Deno.test("the IdP down at start: the server starts, warns, answers 503 until th
       w.server.logs.some((l) => l.includes("oidc_issuer_unreachable")),
       "a warning in the log",
     );
+    const doctor = await oidcIssuerCheck(w.server.services.oidc!);
+    assert.equal(doctor.status, "fail");
+    assert.match(
+      doctor.what,
+      /cannot be reached \(\/\.well-known\/openid-configuration answered 503\)/,
+    );
     assert.equal((await w.server.call("GET", "/health")).status, 200);
     const token = await w.token("alice");
     const res = await w.server.call("POST", "/mcp", { token, json: {} });
