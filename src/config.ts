@@ -48,6 +48,14 @@ export const ENV_VARS = [
   "VAULT_SECRET_ID_REMOVE",
   "SOSVAULT_VAULT_KEY_PATH",
   "SOSVAULT_EVENT_EXPORT",
+  "SOSVAULT_OIDC_ISSUER",
+  "SOSVAULT_OIDC_AUDIENCE",
+  "SOSVAULT_OIDC_SCOPE",
+  "SOSVAULT_OIDC_USER_CLAIM",
+  "SOSVAULT_OIDC_GROUPS_CLAIM",
+  "SOSVAULT_OIDC_ADMIN_GROUP",
+  "SOSVAULT_OIDC_CLIENT_ID",
+  "SOSVAULT_OIDC_CLIENT_SECRET_FILE",
   // Read by Deno.openKv itself for a KV Connect URL; removed from the environment once opened.
   "DENO_KV_ACCESS_TOKEN",
 ] as const;
@@ -75,7 +83,9 @@ export interface Config {
   publicUrl: string;
   publicUrlExplicit: boolean;
   kvPath: string;
-  auth: "tokens" | "dev";
+  auth: "tokens" | "dev" | "oidc";
+  /** Set exactly when `auth` is `oidc`. */
+  oidc?: OidcConfig;
   masterKey: MasterKeySource;
   previousMasterKey?: Uint8Array;
   connectionTtlSeconds: number;
@@ -121,6 +131,21 @@ export interface ApprovalConfig {
   signatureField: string | null;
   /** Directory of trusted approver certificates (*.pem) (cr+signature). */
   trustDir: string | null;
+}
+
+/** `SOSVAULT_AUTH=oidc`: one OpenID Connect issuer whose JWT access tokens /mcp and /api accept. */
+export interface OidcConfig {
+  /** The issuer URL exactly as the tokens' `iss` names it (no trailing slash added or removed). */
+  issuer: string;
+  /** The `aud` a token must contain; unset means `{publicUrl}/mcp`, read when a request arrives. */
+  audience?: string;
+  scope: string;
+  userClaim: string;
+  groupsClaim: string;
+  adminGroup?: string;
+  /** The connect page's login client; both set or both unset. */
+  clientId?: string;
+  clientSecretFile?: string;
 }
 
 /** Where the master key comes from; the bytes are read by `resolveMasterKey`. */
@@ -190,7 +215,26 @@ const schema = z.object({
   SOSVAULT_PUBLIC_URL: z.url({ protocol: /^https?$/, error: "must be an http(s) URL" })
     .optional(),
   SOSVAULT_KV_PATH: absoluteOrRelativePath.default("./.data/sosvault.kv"),
-  SOSVAULT_AUTH: z.enum(["tokens", "dev"]).default("tokens"),
+  SOSVAULT_AUTH: z.enum(["tokens", "dev", "oidc"]).default("tokens"),
+  SOSVAULT_OIDC_ISSUER: z.url({ protocol: /^https?$/, error: "must be an http(s) URL" })
+    .optional(),
+  SOSVAULT_OIDC_AUDIENCE: z.string().trim().min(1).max(2048).optional(),
+  SOSVAULT_OIDC_SCOPE: z.string().trim().regex(
+    /^[\x21\x23-\x5B\x5D-\x7E]{1,128}$/,
+    "must be one OAuth scope (no spaces or quotes)",
+  ).default("sosvault"),
+  SOSVAULT_OIDC_USER_CLAIM: z.string().trim().regex(
+    /^[A-Za-z0-9_.:-]{1,64}$/,
+    "must be a claim name",
+  )
+    .default("preferred_username"),
+  SOSVAULT_OIDC_GROUPS_CLAIM: z.string().trim().regex(
+    /^[A-Za-z0-9_.:\/-]{1,128}$/,
+    "must be a claim name (dots walk into objects, e.g. realm_access.roles)",
+  ).default("groups"),
+  SOSVAULT_OIDC_ADMIN_GROUP: z.string().trim().min(1).max(256).optional(),
+  SOSVAULT_OIDC_CLIENT_ID: z.string().trim().min(1).max(256).optional(),
+  SOSVAULT_OIDC_CLIENT_SECRET_FILE: absoluteOrRelativePath.optional(),
   JIRA_CONNECTION_TTL_SECONDS: intIn(60, 2_592_000).default(28_800),
   JIRA_ATTACHMENT_MAX_BYTES: intIn(1, Number.MAX_SAFE_INTEGER).default(536_870_912),
   JIRA_MOCK_MODE: z.enum(["", "0", "1"], { error: "must be 1 (on) or unset" }).default("")
@@ -323,6 +367,7 @@ export function parseConfig(env: Env): Config {
     );
   }
   const vault = vaultMode ? vaultSettings(c, problems) : undefined;
+  const oidc = c.SOSVAULT_AUTH === "oidc" ? oidcConfig(c, problems) : undefined;
   if (vaultMode) {
     // The key comes from Vault at start (vault/vault_source.ts).
   } else if (!masterKey && c.SOSVAULT_AUTH === "dev" && c.SOSVAULT_ENV !== "production") {
@@ -361,6 +406,7 @@ export function parseConfig(env: Env): Config {
     publicUrlExplicit: c.SOSVAULT_PUBLIC_URL !== undefined,
     kvPath: c.SOSVAULT_KV_PATH,
     auth: c.SOSVAULT_AUTH,
+    oidc,
     masterKey: vault
       ? { kind: "vault", settings: vault }
       : masterKey ?? { kind: "dev-generated", path: devKeyPath(c.SOSVAULT_KV_PATH) },
@@ -425,6 +471,52 @@ function vaultSettings(c: z.infer<typeof schema>, problems: string[]): VaultSett
     secretIdFile: c.VAULT_SECRET_ID_FILE!,
     removeSecretId: c.VAULT_SECRET_ID_REMOVE,
     keyPath: c.SOSVAULT_VAULT_KEY_PATH,
+  };
+}
+
+/**
+ * Security: refuses an issuer reached over plain HTTP outside loopback (its keys could be
+ * swapped on the way), and a mode whose audience is only a guess: without SOSVAULT_OIDC_AUDIENCE
+ * or SOSVAULT_PUBLIC_URL the audience follows the bound address, which only names this server
+ * when that address is loopback in development.
+ */
+function oidcConfig(c: z.infer<typeof schema>, problems: string[]): OidcConfig | undefined {
+  const issuer = c.SOSVAULT_OIDC_ISSUER;
+  if (!issuer) {
+    problems.push("SOSVAULT_OIDC_ISSUER is missing: SOSVAULT_AUTH=oidc needs the issuer URL");
+    return undefined;
+  }
+  const url = new URL(issuer);
+  if (url.protocol === "http:" && !isLoopbackHost(url.hostname.replace(/^\[|\]$/g, ""))) {
+    problems.push("SOSVAULT_OIDC_ISSUER must be https:// (plain http is allowed on loopback only)");
+  }
+  if (url.search || url.hash) {
+    problems.push("SOSVAULT_OIDC_ISSUER must not have a query or fragment");
+  }
+  const derivable = c.SOSVAULT_OIDC_AUDIENCE !== undefined || c.SOSVAULT_PUBLIC_URL !== undefined ||
+    (c.SOSVAULT_ENV === "development" && isLoopbackHost(c.SOSVAULT_LISTEN.hostname));
+  if (!derivable) {
+    problems.push(
+      "SOSVAULT_AUTH=oidc needs an audience: set SOSVAULT_PUBLIC_URL (the audience is then " +
+        "{SOSVAULT_PUBLIC_URL}/mcp) or SOSVAULT_OIDC_AUDIENCE",
+    );
+  }
+  if (
+    (c.SOSVAULT_OIDC_CLIENT_ID === undefined) !== (c.SOSVAULT_OIDC_CLIENT_SECRET_FILE === undefined)
+  ) {
+    problems.push(
+      "SOSVAULT_OIDC_CLIENT_ID and SOSVAULT_OIDC_CLIENT_SECRET_FILE go together: set both or neither",
+    );
+  }
+  return {
+    issuer,
+    audience: c.SOSVAULT_OIDC_AUDIENCE,
+    scope: c.SOSVAULT_OIDC_SCOPE,
+    userClaim: c.SOSVAULT_OIDC_USER_CLAIM,
+    groupsClaim: c.SOSVAULT_OIDC_GROUPS_CLAIM,
+    adminGroup: c.SOSVAULT_OIDC_ADMIN_GROUP,
+    clientId: c.SOSVAULT_OIDC_CLIENT_ID,
+    clientSecretFile: c.SOSVAULT_OIDC_CLIENT_SECRET_FILE,
   };
 }
 

@@ -15,6 +15,10 @@
  *   approval_cr/<key>          a CR's status as the newest signed webhook told it (24 h)
  *   approval_sig/<sha256>      an approver signature already used for a run
  *   webhook_seen/<id>          webhook deliveries already accepted (replay window)
+ *   oidc_user/<name>           a user first seen in an OIDC access token (SOSVAULT_AUTH=oidc)
+ *   oidc_denied/<name>         a user `users remove` blocked in oidc mode
+ *   oidc_login/<sha256>        a connect-page login in progress (state, nonce, PKCE verifier)
+ *   oidc_session/<sha256>      a connect-page session after the login
  */
 export const kvKeys = {
   connection: (id: string) => ["connection", id] as const,
@@ -38,4 +42,9 @@ export const kvKeys = {
   approvalCr: (key: string) => ["approval_cr", key] as const,
   approvalSignature: (fp: string) => ["approval_sig", fp] as const,
   webhookSeen: (id: string) => ["webhook_seen", id] as const,
+  oidcUser: (name: string) => ["oidc_user", name] as const,
+  allOidcUsers: () => ["oidc_user"] as const,
+  oidcDenied: (name: string) => ["oidc_denied", name] as const,
+  oidcLogin: (hash: string) => ["oidc_login", hash] as const,
+  oidcSession: (hash: string) => ["oidc_session", hash] as const,
 };

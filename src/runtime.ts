@@ -35,6 +35,7 @@ import { ApprovalGate } from "./approval/gate.ts";
 import { dataCenterApprovalJira } from "./approval/jira_cr.ts";
 import { TrustStore } from "./approval/signature.ts";
 import { WebhookReceiver } from "./approval/webhook.ts";
+import { createOidcAuth } from "./auth/oidc.ts";
 
 export interface RuntimeOptions {
   clock?: Clock;
@@ -60,6 +61,8 @@ export interface RuntimeOptions {
   vaultFetch?: VaultFetch;
   /** Renew the Vault token on a timer (default). Tests turn it off and call `step()`. */
   vaultAutoRenew?: boolean;
+  /** How the OIDC issuer is fetched (default: global fetch). */
+  oidcFetch?: typeof fetch;
 }
 
 export async function openServices(
@@ -242,6 +245,7 @@ export async function openServices(
     rateLimiter,
     version: VERSION,
     vault,
+    oidc: await createOidcAuth(config, { kv, clock, log, fetch: options.oidcFetch }),
   };
 }
 

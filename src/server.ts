@@ -48,6 +48,8 @@ export function serve(s: Services): RunningServer {
   prune();
   const pruner = setInterval(prune, 3_600_000);
   Deno.unrefTimer(pruner);
+  // Fetched in the background: the server starts (and answers 503 on /mcp) while the IdP is down.
+  if (s.oidc) void s.oidc.keys.start();
   s.log.info("listening", {
     url,
     port: bound.port,

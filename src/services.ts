@@ -16,6 +16,7 @@ import type { RateLimiter } from "./security/rate_limit.ts";
 import type { ApprovalGate } from "./approval/gate.ts";
 import type { WebhookReceiver } from "./approval/webhook.ts";
 import type { VaultSession } from "./vault/vault_source.ts";
+import type { OidcAuth } from "./auth/oidc.ts";
 
 export interface Services {
   config: Config;
@@ -43,4 +44,6 @@ export interface Services {
   version: string;
   /** SOSVAULT_KEY_SOURCE=vault: the session that fetched the key and keeps its token alive. */
   vault?: VaultSession;
+  /** Set exactly when SOSVAULT_AUTH=oidc. */
+  oidc?: OidcAuth;
 }

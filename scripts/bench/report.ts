@@ -133,6 +133,18 @@ export function summaryTable(d: BenchData): string {
       p50 = medOf(g, (x) => x.p50_us) / 1000;
       p99 = medOf(g, (x) => x.p99_us) / 1000;
     }
+    if (c === 16 && d.load?.jwt?.length) {
+      const j = d.load.jwt;
+      const jr = medOf(j, (x) => x.rps);
+      rows.push([
+        "↳ same, authenticated by a JWT access token (SOSVAULT_AUTH=oidc) (calls/s)",
+        fmt(jr),
+        `static token: ${fmt(sr)}`,
+        fmt(jr / sr, 2),
+        "—",
+        "—",
+      ]);
+    }
     rows.push([
       `↳ latency p50 / p99 at ${c} conn${g ? ", tool budget on" : ""} (ms)`,
       `${fmt(p50, 1)} / ${fmt(p99, 1)}`,
@@ -287,6 +299,18 @@ function loadDetail(d: BenchData): string {
         fmt(s.reduce((a, x) => a + x.ok, 0)),
       ]);
     }
+  }
+  for (const j of d.load?.jwt?.length ? [d.load.jwt] : []) {
+    rows.push([
+      "16",
+      "sosvault, JWT access token (SOSVAULT_AUTH=oidc)",
+      medRange(j.map((x) => x.rps)),
+      fmt(medOf(j, (x) => x.p50_us) / 1000, 2),
+      fmt(medOf(j, (x) => x.p90_us) / 1000, 2),
+      medRange(j.map((x) => x.p99_us / 1000), 1),
+      fmt(Math.max(...j.map((x) => x.max_us)) / 1000, 1),
+      fmt(j.reduce((a, x) => a + x.ok, 0)),
+    ]);
   }
   for (const g of d.load?.budget?.length ? [d.load.budget] : []) {
     rows.push([

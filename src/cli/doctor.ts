@@ -8,6 +8,7 @@ import type { Config } from "../config.ts";
 import { vaultPolicy } from "../vault/vault_source.ts";
 import type { Services } from "../services.ts";
 import type { CliIO } from "./io.ts";
+import type { OidcAuth } from "../auth/oidc.ts";
 import { httpTransport, type JiraTransport } from "../jira/transport.ts";
 import { USER_AGENT } from "../jira/client.ts";
 import { clearedRunner, type Runner, sosVersion } from "../sos/locate.ts";
@@ -107,6 +108,7 @@ export async function doctorCommand(
   }
   results.push(await linkProtectionCheck(run));
   results.push(...await jiraChecks(s.config, deps.transport));
+  if (s.oidc) results.push(await oidcIssuerCheck(s.oidc));
 
   for (const r of results) io.out(formatCheck(r));
   io.out("");
@@ -120,6 +122,23 @@ export async function doctorCommand(
   io.out("");
   io.out(failed === 0 ? "All checks passed." : `${failed} check${failed === 1 ? "" : "s"} failed.`);
   return failed === 0 ? 0 : 1;
+}
+
+/** SOSVAULT_AUTH=oidc: the issuer's discovery document and keys can be fetched from here. */
+export async function oidcIssuerCheck(oidc: OidcAuth): Promise<CheckResult> {
+  const issuer = oidc.config.issuer;
+  if (await oidc.keys.start()) {
+    return {
+      status: "ok",
+      what: `identity provider ${issuer} publishes its discovery document and keys`,
+    };
+  }
+  return {
+    status: "fail",
+    what: `identity provider ${issuer} cannot be reached (${oidc.keys.status().error})`,
+    fix:
+      "check SOSVAULT_OIDC_ISSUER and that this host reaches it; until then /mcp and /api answer 503",
+  };
 }
 
 export function formatCheck({ status, what, fix }: CheckResult): string {
