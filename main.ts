@@ -16,7 +16,24 @@ import { rotateKeyCommand } from "./src/cli/rotate_key.ts";
 import { requirePreviousKey } from "./src/vault/rotate.ts";
 import { locateCat, locateSos } from "./src/sos/locate.ts";
 import { VERSION } from "./src/version.ts";
-import { redactText } from "./src/log.ts";
+import {
+  captureProcessOutput,
+  createLogger,
+  redactText,
+  SecretRegistry,
+  stderrSink,
+} from "./src/log.ts";
+
+/** One registry of live secrets and one log sink for the whole process (src/log.ts). */
+const secrets = new SecretRegistry();
+const processLog = createLogger(stderrSink, { secrets });
+import {
+  APPROVAL_USAGE,
+  approvalCommand,
+  type ApprovalFlags,
+  terminalPassphrase,
+} from "./src/cli/approval.ts";
+import { systemClock } from "./src/clock.ts";
 
 const HELP =
   `sosvault ${VERSION} — attach sosreports to Jira with your own token, kept out of the model
@@ -28,8 +45,10 @@ usage:
   sosvault users remove NAME
   sosvault connections revoke-all [--user NAME]
   sosvault rotate-key                          # re-encrypt stored PATs under the current key
-  sosvault events [--type T] [--user U] [--since ISO] [--limit N] [--json]
+  sosvault events [--type T] [--user U] [--cr KEY] [--since ISO] [--limit N] [--json]
+  sosvault events verify [--json]              # exit 1 on the first edited/missing/moved event
   sosvault doctor [--user NAME] [--sudoers]   # check this host; --sudoers prints only the rules
+  sosvault ${APPROVAL_USAGE}
 
 Configuration comes from the environment; see the README.`;
 
@@ -48,26 +67,42 @@ async function main(argv: string[]): Promise<number> {
         since: { type: "string" },
         limit: { type: "string" },
         sudoers: { type: "boolean" },
+        cr: { type: "string" },
+        name: { type: "string" },
+        out: { type: "string" },
+        "passphrase-file": { type: "string" },
+        key: { type: "string" },
+        cert: { type: "string" },
+        host: { type: "string" },
+        expires: { type: "string" },
+        approver: { type: "string" },
+        status: { type: "string" },
+        signature: { type: "string" },
+        "trust-dir": { type: "string" },
         help: { type: "boolean", short: "h" },
         version: { type: "boolean" },
       },
     });
   } catch (err) {
-    console.error(`sosvault: ${(err as Error).message}\n\n${HELP}`);
+    consoleIO.err(`sosvault: ${(err as Error).message}\n\n${HELP}`);
     return EXIT_USAGE;
   }
   const { values, positionals } = parsed;
   if (values.help || positionals[0] === "help") {
-    console.log(HELP);
+    consoleIO.out(HELP);
     return 0;
   }
   if (values.version) {
-    console.log(VERSION);
+    consoleIO.out(VERSION);
     return 0;
   }
   const [command = "serve", ...args] = positionals;
-  if (!["serve", "users", "connections", "events", "rotate-key", "doctor"].includes(command)) {
-    console.error(`sosvault: unknown command '${command}'\n\n${HELP}`);
+  if (
+    !["serve", "users", "connections", "events", "rotate-key", "doctor", "approval"].includes(
+      command,
+    )
+  ) {
+    consoleIO.err(`sosvault: unknown command '${command}'\n\n${HELP}`);
     return EXIT_USAGE;
   }
 
@@ -83,12 +118,21 @@ async function main(argv: string[]): Promise<number> {
     return await doctorCommand(null, consoleIO, await doctorDeps());
   }
 
+  // Approver keys and signatures are the approver's business: no server key or KV involved.
+  if (command === "approval") {
+    return await approvalCommand(args, values as ApprovalFlags, consoleIO, {
+      clock: systemClock,
+      hostname: () => Deno.hostname(),
+      promptPassphrase: terminalPassphrase,
+    });
+  }
+
   const env = readEnv();
   // Security: the master key leaves the environment at once, so no child process inherits it.
   for (const name of SECRET_ENV_VARS) Deno.env.delete(name);
   const config = parseConfig(env);
   if (command === "rotate-key") requirePreviousKey(config);
-  const services = await openServices(config);
+  const services = await openServices(config, { secrets });
   try {
     switch (command) {
       case "serve": {
@@ -119,19 +163,23 @@ async function main(argv: string[]): Promise<number> {
 }
 
 if (import.meta.main) {
+  // Security: console.* and uncaught errors go through the same masking as every log line.
+  captureProcessOutput(processLog, secrets);
   try {
     Deno.exit(await main(Deno.args));
   } catch (err) {
     if (err instanceof ConfigError) {
-      console.error(`sosvault: ${err.message}`);
+      consoleIO.err(`sosvault: ${err.message}`);
       Deno.exit(EXIT_CONFIG);
     }
     if (err instanceof AppError) {
-      console.error(`sosvault: ${err.message}`);
+      consoleIO.err(`sosvault: ${err.message}`);
       Deno.exit(err.code === "invalid_input" ? EXIT_USAGE : 1);
     }
-    console.error(
-      `sosvault: unexpected failure: ${redactText(String((err as Error)?.message ?? err))}`,
+    consoleIO.err(
+      `sosvault: unexpected failure: ${
+        redactText(String((err as Error)?.message ?? err), secrets)
+      }`,
     );
     Deno.exit(1);
   }

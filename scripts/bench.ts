@@ -22,6 +22,7 @@ import { type BenchData, renderMarkdown, summaryTable } from "./bench/report.ts"
 import { why } from "./bench/why.ts";
 import { coldStarts, connectLatency } from "./bench/startup.ts";
 import { makeWorld } from "./bench/world.ts";
+import { startBenchIssuer } from "./bench/jwt_issuer.ts";
 import { TLS_DIR } from "../tests/helpers/paths.ts";
 
 const SECTIONS = ["cold", "connect", "status", "attach"];
@@ -134,13 +135,30 @@ try {
     const budgeted = ENV_VARS.includes("SOSVAULT_RATE_TOOLS" as never)
       ? await startSosvault(dir, budgetEnv)
       : undefined;
+    // One more sosvault in SOSVAULT_AUTH=oidc, its own KV file: the cost of checking a JWT.
+    const issuer = await startBenchIssuer();
+    const jwtServer = await startSosvault(
+      dir,
+      sosvaultEnv(dir, {
+        SOSVAULT_AUTH: "oidc",
+        SOSVAULT_OIDC_ISSUER: issuer.issuer,
+        SOSVAULT_KV_PATH: `${dir}/kv-jwt/sosvault.kv`,
+      }),
+    );
     try {
       const setup = await prepareLoad(w, await w.addUser("load"), sosvault, bare);
       if (budgeted) {
         setup.budget = await prepareBudget(w, await w.addUser("budget", budgetEnv), budgeted);
       }
+      setup.jwt = await prepareBudget(
+        w,
+        await issuer.token("jwt", `${jwtServer.url}/mcp`),
+        jwtServer,
+      );
       data.load = await statusLoad(setup, { ...plan.load, warmupSeconds: quick ? 1 : 2 }, log);
     } finally {
+      await jwtServer.stop();
+      await issuer.stop();
       await sosvault.stop();
       await bare.stop();
       await budgeted?.stop();

@@ -11,6 +11,10 @@ import { securityEventRoutes } from "./http/security_events.ts";
 import { connectPageRoutes } from "./http/connect_page.ts";
 import { consentRoutes } from "./http/consents.ts";
 import { McpSessions } from "./mcp/sessions.ts";
+import { webhookRoutes } from "./http/webhook.ts";
+import { oidcBearerAuth } from "./auth/oidc_middleware.ts";
+import { protectedResourceRoutes } from "./auth/oidc_routes.ts";
+import { connectLoginGate, connectLoginRoutes } from "./auth/oidc_login.ts";
 
 export function createApp(s: Services, mcp: McpSessions = new McpSessions(s)): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
@@ -24,12 +28,34 @@ export function createApp(s: Services, mcp: McpSessions = new McpSessions(s)): H
       timestamp: s.clock().toISOString(),
     }));
 
-  const auth = bearerAuth({ mode: s.config.auth, users: s.users });
+  const auth = s.oidc ? oidcBearerAuth(s.oidc, { events: s.events, log: s.log }) : bearerAuth({
+    mode: s.config.auth === "dev" ? "dev" : "tokens",
+    users: s.users,
+    secrets: s.secrets,
+  });
+  if (s.oidc) app.route("/.well-known", protectedResourceRoutes(s.oidc));
   app.use("/api/*", auth);
   app.route("/api/jira/connections", connectionRoutes(s));
   app.route("/api/security-events", securityEventRoutes(s));
   app.route("/api/sos/consents", consentRoutes(s));
+  // Authenticated by its HMAC signature, not a bearer token; absent unless a secret is set.
+  if (s.webhooks) app.route("/jira/webhook", webhookRoutes(s.webhooks));
 
+  if (s.oidc?.clientSecret !== undefined) {
+    // oidc mode: the connect page first asks who is at the browser (auth/oidc_login.ts).
+    const login = {
+      oidc: s.oidc,
+      kv: s.kv,
+      clock: s.clock,
+      log: s.log,
+      events: s.events,
+      links: s.connectLinks,
+      publicUrl: () => s.config.publicUrl,
+      clientSecret: s.oidc.clientSecret,
+    };
+    app.use("/connect/:code", connectLoginGate(login));
+    app.route("/", connectLoginRoutes(login));
+  }
   app.route(
     "/connect",
     connectPageRoutes({

@@ -3,6 +3,7 @@
  * Every bad variable is reported by name; a secret's value is never echoed.
  */
 import { z } from "zod";
+import type { VaultSettings } from "./vault/vault_source.ts";
 
 /** Every variable sosvault reads. The task permission flags (`--allow-env=…`) list exactly these. */
 export const ENV_VARS = [
@@ -27,6 +28,34 @@ export const ENV_VARS = [
   "SOSVAULT_ARTIFACT_TTL_SECONDS",
   "SOSVAULT_RATE_CONNECT",
   "SOSVAULT_RATE_TOOLS",
+  "SOSVAULT_APPROVAL",
+  "SOSVAULT_APPROVAL_PROJECT",
+  "SOSVAULT_APPROVAL_STATUS",
+  "SOSVAULT_APPROVAL_ROLE",
+  "SOSVAULT_APPROVAL_HOST_FIELD",
+  "SOSVAULT_APPROVAL_WINDOW_FIELDS",
+  "SOSVAULT_APPROVAL_ALLOW_SELF",
+  "SOSVAULT_APPROVAL_SIGNATURE_FIELD",
+  "SOSVAULT_APPROVAL_TRUST_DIR",
+  "SOSVAULT_WEBHOOK_SECRET_FILE",
+  "SOSVAULT_KEY_SOURCE",
+  "VAULT_ADDR",
+  "VAULT_NAMESPACE",
+  "VAULT_CACERT",
+  "VAULT_ROLE_ID",
+  "VAULT_ROLE_ID_FILE",
+  "VAULT_SECRET_ID_FILE",
+  "VAULT_SECRET_ID_REMOVE",
+  "SOSVAULT_VAULT_KEY_PATH",
+  "SOSVAULT_EVENT_EXPORT",
+  "SOSVAULT_OIDC_ISSUER",
+  "SOSVAULT_OIDC_AUDIENCE",
+  "SOSVAULT_OIDC_SCOPE",
+  "SOSVAULT_OIDC_USER_CLAIM",
+  "SOSVAULT_OIDC_GROUPS_CLAIM",
+  "SOSVAULT_OIDC_ADMIN_GROUP",
+  "SOSVAULT_OIDC_CLIENT_ID",
+  "SOSVAULT_OIDC_CLIENT_SECRET_FILE",
   // Read by Deno.openKv itself for a KV Connect URL; removed from the environment once opened.
   "DENO_KV_ACCESS_TOKEN",
 ] as const;
@@ -54,7 +83,9 @@ export interface Config {
   publicUrl: string;
   publicUrlExplicit: boolean;
   kvPath: string;
-  auth: "tokens" | "dev";
+  auth: "tokens" | "dev" | "oidc";
+  /** Set exactly when `auth` is `oidc`. */
+  oidc?: OidcConfig;
   masterKey: MasterKeySource;
   previousMasterKey?: Uint8Array;
   connectionTtlSeconds: number;
@@ -73,10 +104,53 @@ export interface Config {
     connect: { count: number; seconds: number };
     tool: { count: number; seconds: number };
   };
+  /** SOSVAULT_EVENT_EXPORT: a copy of every event as a JSON line to a file, or syslog. */
+  eventExport?:
+    | { kind: "file"; path: string }
+    | { kind: "syslog"; transport: "udp" | "tcp"; host: string; port: number };
+  /** The change-approval gate before generate_sosreport (off by default). */
+  approval: ApprovalConfig;
+  /** File holding the shared secret of signed Jira webhooks; unset turns /jira/webhook off. */
+  webhookSecretFile?: string;
+}
+
+export interface ApprovalConfig {
+  mode: "off" | "cr" | "cr+signature";
+  /** The CR project key, e.g. "CR". */
+  project: string;
+  /** The status a CR must be in (and must have been moved into by the approver). */
+  status: string;
+  /** A project role of the CR project, or else a Jira group, the approver must hold. */
+  role: string;
+  /** Field naming the host; null: the CR's labels. */
+  hostField: string | null;
+  /** Planned start and end fields (ids like customfield_10300); null: no window check. */
+  windowFields: [string, string] | null;
+  allowSelf: boolean;
+  /** Field holding the approver's signature JSON (cr+signature). */
+  signatureField: string | null;
+  /** Directory of trusted approver certificates (*.pem) (cr+signature). */
+  trustDir: string | null;
+}
+
+/** `SOSVAULT_AUTH=oidc`: one OpenID Connect issuer whose JWT access tokens /mcp and /api accept. */
+export interface OidcConfig {
+  /** The issuer URL exactly as the tokens' `iss` names it (no trailing slash added or removed). */
+  issuer: string;
+  /** The `aud` a token must contain; unset means `{publicUrl}/mcp`, read when a request arrives. */
+  audience?: string;
+  scope: string;
+  userClaim: string;
+  groupsClaim: string;
+  adminGroup?: string;
+  /** The connect page's login client; both set or both unset. */
+  clientId?: string;
+  clientSecretFile?: string;
 }
 
 /** Where the master key comes from; the bytes are read by `resolveMasterKey`. */
 export type MasterKeySource =
+  | { kind: "vault"; settings: VaultSettings }
   | { kind: "value"; bytes: Uint8Array }
   | { kind: "file"; path: string }
   | { kind: "dev-generated"; path: string };
@@ -129,13 +203,38 @@ const rate = z.string().trim().transform((s, ctx) => {
 
 const absoluteOrRelativePath = z.string().trim().min(1, "must not be empty");
 
+/** A Jira field id as REST v2 names it: a system field (labels) or customfield_NNNNN. */
+const fieldId = z.string().trim().regex(
+  /^([a-z]{1,40}|customfield_\d{1,10})$/,
+  "must be a Jira field id, for example labels or customfield_10200",
+);
+
 const schema = z.object({
   SOSVAULT_ENV: z.enum(["development", "production"]).default("development"),
   SOSVAULT_LISTEN: listen.default({ hostname: "127.0.0.1", port: 8080 }),
   SOSVAULT_PUBLIC_URL: z.url({ protocol: /^https?$/, error: "must be an http(s) URL" })
     .optional(),
   SOSVAULT_KV_PATH: absoluteOrRelativePath.default("./.data/sosvault.kv"),
-  SOSVAULT_AUTH: z.enum(["tokens", "dev"]).default("tokens"),
+  SOSVAULT_AUTH: z.enum(["tokens", "dev", "oidc"]).default("tokens"),
+  SOSVAULT_OIDC_ISSUER: z.url({ protocol: /^https?$/, error: "must be an http(s) URL" })
+    .optional(),
+  SOSVAULT_OIDC_AUDIENCE: z.string().trim().min(1).max(2048).optional(),
+  SOSVAULT_OIDC_SCOPE: z.string().trim().regex(
+    /^[\x21\x23-\x5B\x5D-\x7E]{1,128}$/,
+    "must be one OAuth scope (no spaces or quotes)",
+  ).default("sosvault"),
+  SOSVAULT_OIDC_USER_CLAIM: z.string().trim().regex(
+    /^[A-Za-z0-9_.:-]{1,64}$/,
+    "must be a claim name",
+  )
+    .default("preferred_username"),
+  SOSVAULT_OIDC_GROUPS_CLAIM: z.string().trim().regex(
+    /^[A-Za-z0-9_.:\/-]{1,128}$/,
+    "must be a claim name (dots walk into objects, e.g. realm_access.roles)",
+  ).default("groups"),
+  SOSVAULT_OIDC_ADMIN_GROUP: z.string().trim().min(1).max(256).optional(),
+  SOSVAULT_OIDC_CLIENT_ID: z.string().trim().min(1).max(256).optional(),
+  SOSVAULT_OIDC_CLIENT_SECRET_FILE: absoluteOrRelativePath.optional(),
   JIRA_CONNECTION_TTL_SECONDS: intIn(60, 2_592_000).default(28_800),
   JIRA_ATTACHMENT_MAX_BYTES: intIn(1, Number.MAX_SAFE_INTEGER).default(536_870_912),
   JIRA_MOCK_MODE: z.enum(["", "0", "1"], { error: "must be 1 (on) or unset" }).default("")
@@ -154,6 +253,59 @@ const schema = z.object({
   SOSVAULT_ARTIFACT_TTL_SECONDS: intIn(60, 31_536_000).default(86_400),
   SOSVAULT_RATE_CONNECT: rate.default({ count: 10, seconds: 600 }),
   SOSVAULT_RATE_TOOLS: rate.default({ count: 120, seconds: 60 }),
+  SOSVAULT_APPROVAL: z.enum(["off", "cr", "cr+signature"]).default("off"),
+  SOSVAULT_APPROVAL_PROJECT: z.string().trim().regex(
+    /^[A-Z][A-Z0-9_]{1,254}$/,
+    "must be a Jira project key, for example CR",
+  ).optional(),
+  SOSVAULT_APPROVAL_STATUS: z.string().trim().min(1).max(255).default("Approved"),
+  SOSVAULT_APPROVAL_ROLE: z.string().trim().min(1).max(255).default("Change Manager"),
+  SOSVAULT_APPROVAL_HOST_FIELD: fieldId.optional(),
+  SOSVAULT_APPROVAL_WINDOW_FIELDS: z.string().trim().transform((s) =>
+    s.split(",").map((f) => f.trim())
+  ).pipe(
+    z.tuple([fieldId, fieldId], {
+      error:
+        "must be two field ids, start and end, for example customfield_10300,customfield_10301",
+    }),
+  ).optional(),
+  SOSVAULT_APPROVAL_ALLOW_SELF: z.enum(["0", "1"], { error: "must be 1 (on) or unset" })
+    .default("0").transform((v) => v === "1"),
+  SOSVAULT_APPROVAL_SIGNATURE_FIELD: fieldId.optional(),
+  SOSVAULT_APPROVAL_TRUST_DIR: absoluteOrRelativePath.optional(),
+  SOSVAULT_WEBHOOK_SECRET_FILE: absoluteOrRelativePath.optional(),
+  SOSVAULT_KEY_SOURCE: z.enum(["env", "vault"]).default("env"),
+  VAULT_ADDR: z.url({ protocol: /^https?$/, error: "must be an http(s) URL" }).optional(),
+  VAULT_NAMESPACE: z.string().trim().regex(/^[A-Za-z0-9_./-]{1,200}$/, "must be a namespace path")
+    .optional(),
+  VAULT_CACERT: absoluteOrRelativePath.optional(),
+  VAULT_ROLE_ID: z.string().trim().min(1).optional(),
+  VAULT_ROLE_ID_FILE: absoluteOrRelativePath.optional(),
+  VAULT_SECRET_ID_FILE: absoluteOrRelativePath.optional(),
+  VAULT_SECRET_ID_REMOVE: z.enum(["0", "1"], { error: "must be 1 (remove) or 0" }).default("0")
+    .transform((v) => v === "1"),
+  SOSVAULT_VAULT_KEY_PATH: z.string().trim().regex(
+    /^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)*\/data\/[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)*$/,
+    "must be a KV v2 data path, for example secret/data/sosvault/master-key",
+  ).default("secret/data/sosvault/master-key"),
+  SOSVAULT_EVENT_EXPORT: z.string().trim().transform((s, ctx) => {
+    const file = /^file:(.+)$/.exec(s);
+    if (file) return { kind: "file" as const, path: file[1] };
+    const sys = /^syslog(\+tcp|\+udp)?:([A-Za-z0-9.-]+|\[[0-9a-fA-F:]+\]):(\d{1,5})$/.exec(s);
+    if (sys && Number(sys[3]) <= 65535) {
+      return {
+        kind: "syslog" as const,
+        transport: sys[1] === "+tcp" ? "tcp" as const : "udp" as const,
+        host: sys[2].replace(/^\[|\]$/g, ""),
+        port: Number(sys[3]),
+      };
+    }
+    ctx.addIssue({
+      code: "custom",
+      message: "must be file:PATH, syslog:HOST:PORT (UDP) or syslog+tcp:HOST:PORT",
+    });
+    return z.NEVER;
+  }).optional(),
 });
 
 const LOOPBACK = new Set(["127.0.0.1", "localhost", "::1"]);
@@ -179,7 +331,18 @@ export function parseConfig(env: Env): Config {
     }
   }
 
-  const masterKey = masterKeySource(env, problems);
+  const vaultMode = env.SOSVAULT_KEY_SOURCE === "vault";
+  if (vaultMode && (env.TOKEN_VAULT_MASTER_KEY || env.TOKEN_VAULT_MASTER_KEY_FILE)) {
+    problems.push(
+      "SOSVAULT_KEY_SOURCE=vault takes the key from Vault: unset TOKEN_VAULT_MASTER_KEY and TOKEN_VAULT_MASTER_KEY_FILE",
+    );
+  }
+  if (vaultMode && env.TOKEN_VAULT_MASTER_KEY_PREVIOUS) {
+    problems.push(
+      "SOSVAULT_KEY_SOURCE=vault takes the previous key from the secret's previous version: unset TOKEN_VAULT_MASTER_KEY_PREVIOUS",
+    );
+  }
+  const masterKey = vaultMode ? undefined : masterKeySource(env, problems);
   let previousMasterKey: Uint8Array | undefined;
   if (env.TOKEN_VAULT_MASTER_KEY_PREVIOUS) {
     previousMasterKey = parseMasterKey(env.TOKEN_VAULT_MASTER_KEY_PREVIOUS) ?? undefined;
@@ -203,13 +366,29 @@ export function parseConfig(env: Env): Config {
       "SOSVAULT_AUTH=dev needs a loopback SOSVAULT_LISTEN address (127.0.0.1, ::1 or localhost)",
     );
   }
-  if (!masterKey && c.SOSVAULT_AUTH === "dev" && c.SOSVAULT_ENV !== "production") {
+  const vault = vaultMode ? vaultSettings(c, problems) : undefined;
+  const oidc = c.SOSVAULT_AUTH === "oidc" ? oidcConfig(c, problems) : undefined;
+  if (vaultMode) {
+    // The key comes from Vault at start (vault/vault_source.ts).
+  } else if (!masterKey && c.SOSVAULT_AUTH === "dev" && c.SOSVAULT_ENV !== "production") {
     // Dev mode: a key generated once beside the KV file, so `deno task dev` needs no setup.
   } else if (!masterKey && !problems.some((p) => p.startsWith("TOKEN_VAULT_MASTER_KEY "))) {
     problems.push(
       `TOKEN_VAULT_MASTER_KEY is missing: set it to ${KEY_SHAPE} (for example from ` +
         "`openssl rand -base64 32`), or point TOKEN_VAULT_MASTER_KEY_FILE at a file holding it",
     );
+  }
+  if (c.SOSVAULT_APPROVAL !== "off" && !c.SOSVAULT_APPROVAL_PROJECT) {
+    problems.push(
+      `SOSVAULT_APPROVAL=${c.SOSVAULT_APPROVAL} needs SOSVAULT_APPROVAL_PROJECT (the CR project key)`,
+    );
+  }
+  if (c.SOSVAULT_APPROVAL === "cr+signature") {
+    for (
+      const name of ["SOSVAULT_APPROVAL_SIGNATURE_FIELD", "SOSVAULT_APPROVAL_TRUST_DIR"] as const
+    ) {
+      if (!c[name]) problems.push(`SOSVAULT_APPROVAL=cr+signature needs ${name}`);
+    }
   }
   if (problems.length > 0) throw new ConfigError(problems);
 
@@ -227,7 +406,10 @@ export function parseConfig(env: Env): Config {
     publicUrlExplicit: c.SOSVAULT_PUBLIC_URL !== undefined,
     kvPath: c.SOSVAULT_KV_PATH,
     auth: c.SOSVAULT_AUTH,
-    masterKey: masterKey ?? { kind: "dev-generated", path: devKeyPath(c.SOSVAULT_KV_PATH) },
+    oidc,
+    masterKey: vault
+      ? { kind: "vault", settings: vault }
+      : masterKey ?? { kind: "dev-generated", path: devKeyPath(c.SOSVAULT_KV_PATH) },
     previousMasterKey,
     connectionTtlSeconds: c.JIRA_CONNECTION_TTL_SECONDS,
     attachmentMaxBytes: c.JIRA_ATTACHMENT_MAX_BYTES,
@@ -242,6 +424,99 @@ export function parseConfig(env: Env): Config {
     eventRetentionDays: c.SOSVAULT_EVENT_RETENTION_DAYS,
     artifactTtlSeconds: c.SOSVAULT_ARTIFACT_TTL_SECONDS,
     rateLimits: { connect: c.SOSVAULT_RATE_CONNECT, tool: c.SOSVAULT_RATE_TOOLS },
+    approval: {
+      mode: c.SOSVAULT_APPROVAL,
+      project: c.SOSVAULT_APPROVAL_PROJECT ?? "",
+      status: c.SOSVAULT_APPROVAL_STATUS,
+      role: c.SOSVAULT_APPROVAL_ROLE,
+      hostField: c.SOSVAULT_APPROVAL_HOST_FIELD ?? null,
+      windowFields: c.SOSVAULT_APPROVAL_WINDOW_FIELDS ?? null,
+      allowSelf: c.SOSVAULT_APPROVAL_ALLOW_SELF,
+      signatureField: c.SOSVAULT_APPROVAL_SIGNATURE_FIELD ?? null,
+      trustDir: c.SOSVAULT_APPROVAL_TRUST_DIR ?? null,
+    },
+    webhookSecretFile: c.SOSVAULT_WEBHOOK_SECRET_FILE,
+    eventExport: c.SOSVAULT_EVENT_EXPORT,
+  };
+}
+
+function vaultSettings(c: z.infer<typeof schema>, problems: string[]): VaultSettings | undefined {
+  const before = problems.length;
+  if (!c.VAULT_ADDR) {
+    problems.push("VAULT_ADDR is missing: SOSVAULT_KEY_SOURCE=vault needs Vault's URL");
+  } else {
+    const u = new URL(c.VAULT_ADDR);
+    // Security: the secret ID and the token travel to Vault; in clear only over loopback.
+    if (u.protocol !== "https:" && !isLoopbackHost(u.hostname.replace(/^\[|\]$/g, ""))) {
+      problems.push("VAULT_ADDR must be https:// (plain http only on a loopback address)");
+    }
+  }
+  if (!c.VAULT_ROLE_ID === !c.VAULT_ROLE_ID_FILE) {
+    problems.push(
+      "SOSVAULT_KEY_SOURCE=vault needs exactly one of VAULT_ROLE_ID and VAULT_ROLE_ID_FILE",
+    );
+  }
+  if (!c.VAULT_SECRET_ID_FILE) {
+    problems.push(
+      "VAULT_SECRET_ID_FILE is missing: SOSVAULT_KEY_SOURCE=vault reads the AppRole secret ID from it (tmpfs)",
+    );
+  }
+  if (problems.length > before) return undefined;
+  return {
+    addr: c.VAULT_ADDR!.replace(/\/+$/, ""),
+    namespace: c.VAULT_NAMESPACE,
+    caFile: c.VAULT_CACERT,
+    roleId: c.VAULT_ROLE_ID,
+    roleIdFile: c.VAULT_ROLE_ID_FILE,
+    secretIdFile: c.VAULT_SECRET_ID_FILE!,
+    removeSecretId: c.VAULT_SECRET_ID_REMOVE,
+    keyPath: c.SOSVAULT_VAULT_KEY_PATH,
+  };
+}
+
+/**
+ * Security: refuses an issuer reached over plain HTTP outside loopback (its keys could be
+ * swapped on the way), and a mode whose audience is only a guess: without SOSVAULT_OIDC_AUDIENCE
+ * or SOSVAULT_PUBLIC_URL the audience follows the bound address, which only names this server
+ * when that address is loopback in development.
+ */
+function oidcConfig(c: z.infer<typeof schema>, problems: string[]): OidcConfig | undefined {
+  const issuer = c.SOSVAULT_OIDC_ISSUER;
+  if (!issuer) {
+    problems.push("SOSVAULT_OIDC_ISSUER is missing: SOSVAULT_AUTH=oidc needs the issuer URL");
+    return undefined;
+  }
+  const url = new URL(issuer);
+  if (url.protocol === "http:" && !isLoopbackHost(url.hostname.replace(/^\[|\]$/g, ""))) {
+    problems.push("SOSVAULT_OIDC_ISSUER must be https:// (plain http is allowed on loopback only)");
+  }
+  if (url.search || url.hash) {
+    problems.push("SOSVAULT_OIDC_ISSUER must not have a query or fragment");
+  }
+  const derivable = c.SOSVAULT_OIDC_AUDIENCE !== undefined || c.SOSVAULT_PUBLIC_URL !== undefined ||
+    (c.SOSVAULT_ENV === "development" && isLoopbackHost(c.SOSVAULT_LISTEN.hostname));
+  if (!derivable) {
+    problems.push(
+      "SOSVAULT_AUTH=oidc needs an audience: set SOSVAULT_PUBLIC_URL (the audience is then " +
+        "{SOSVAULT_PUBLIC_URL}/mcp) or SOSVAULT_OIDC_AUDIENCE",
+    );
+  }
+  if (
+    (c.SOSVAULT_OIDC_CLIENT_ID === undefined) !== (c.SOSVAULT_OIDC_CLIENT_SECRET_FILE === undefined)
+  ) {
+    problems.push(
+      "SOSVAULT_OIDC_CLIENT_ID and SOSVAULT_OIDC_CLIENT_SECRET_FILE go together: set both or neither",
+    );
+  }
+  return {
+    issuer,
+    audience: c.SOSVAULT_OIDC_AUDIENCE,
+    scope: c.SOSVAULT_OIDC_SCOPE,
+    userClaim: c.SOSVAULT_OIDC_USER_CLAIM,
+    groupsClaim: c.SOSVAULT_OIDC_GROUPS_CLAIM,
+    adminGroup: c.SOSVAULT_OIDC_ADMIN_GROUP,
+    clientId: c.SOSVAULT_OIDC_CLIENT_ID,
+    clientSecretFile: c.SOSVAULT_OIDC_CLIENT_SECRET_FILE,
   };
 }
 

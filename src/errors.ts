@@ -17,6 +17,7 @@ export const ERROR_STATUS = {
   payload_too_large: 413,
   secret_rejected: 400,
   consent_required: 403,
+  approval_required: 403,
   sos_unavailable: 503,
   sudo_not_configured: 503,
   conflict: 409,

@@ -1,9 +1,9 @@
 /** Opaque identifiers: a short prefix that says what it is, then random base64url. */
 
+import { Buffer } from "node:buffer";
+
 function base64url(bytes: Uint8Array): string {
-  let s = "";
-  for (const b of bytes) s += String.fromCharCode(b);
-  return btoa(s).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("base64url");
 }
 
 export function randomId(prefix: string, bytes: number): string {

@@ -42,6 +42,14 @@ export function serve(s: Services): RunningServer {
   sweep();
   const janitor = setInterval(sweep, Math.min(ttlMs / 4, 3_600_000));
   Deno.unrefTimer(janitor);
+  // Events past the retention period go behind a signed checkpoint (security/events.ts).
+  const prune = () =>
+    void s.events.prune().catch((err) => s.log.error("event_prune_failed", { error: err }));
+  prune();
+  const pruner = setInterval(prune, 3_600_000);
+  Deno.unrefTimer(pruner);
+  // Fetched in the background: the server starts (and answers 503 on /mcp) while the IdP is down.
+  if (s.oidc) void s.oidc.keys.start();
   s.log.info("listening", {
     url,
     port: bound.port,
@@ -55,6 +63,7 @@ export function serve(s: Services): RunningServer {
     sessions: mcp,
     shutdown: async () => {
       clearInterval(janitor);
+      clearInterval(pruner);
       await mcp.closeAll();
       await server.shutdown();
     },

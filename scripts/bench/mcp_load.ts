@@ -41,6 +41,11 @@ export interface LoadResult {
    * policy), at 16 connections; absent from a build without budgets.
    */
   budget?: WrkResult[];
+  /**
+   * sosvault in SOSVAULT_AUTH=oidc, each call carrying a JWT access token (verified against the
+   * issuer's cached key on every request), at 16 connections.
+   */
+  jwt?: WrkResult[];
 }
 
 const SCRIPT = `${REPO_ROOT}/scripts/bench/mcp_call.lua`;
@@ -86,6 +91,8 @@ export interface LoadSetup {
   answers: Record<Target, string>;
   /** The budgeted sosvault's session and arguments, if there is one. */
   budget?: { session: McpSession; argsJson: string };
+  /** The JWT-auth sosvault's session and arguments, if there is one. */
+  jwt?: { session: McpSession; argsJson: string };
 }
 
 /** `token`: a sosvault user with no other connections (the secret guard lists them all). */
@@ -128,11 +135,14 @@ export async function statusLoad(
   const targets: Target[] = ["sosvault", "bare"];
   const runs = { sosvault: {}, bare: {} } as LoadResult["runs"];
   const budget: WrkResult[] = [];
+  const jwt: WrkResult[] = [];
+  const extra = { budget: setup.budget, jwt: setup.jwt };
   for (const t of targets) {
     await wrk(setup.sessions[t], setup.argsJson, 16, plan.warmupSeconds);
     for (const c of plan.connections) runs[t][c] = [];
   }
   if (setup.budget) await wrk(setup.budget.session, setup.budget.argsJson, 16, 1, true);
+  if (setup.jwt) await wrk(setup.jwt.session, setup.jwt.argsJson, 16, plan.warmupSeconds);
   const show = (name: string, c: number, res: WrkResult) =>
     log(
       `  ${name.padEnd(8)} c=${String(c).padEnd(3)} ${res.rps.toFixed(0)}/s ` +
@@ -141,20 +151,19 @@ export async function statusLoad(
     );
   for (let r = 0; r < plan.runs; r++) {
     for (const c of plan.connections) {
-      const order: Array<Target | "budget"> = setup.budget && c === 16
-        ? [...targets, "budget"]
-        : [...targets];
+      const order: Array<Target | "budget" | "jwt"> = [...targets];
+      if (c === 16) { for (const e of ["budget", "jwt"] as const) if (extra[e]) order.push(e); }
       for (const t of alternate(order, r)) {
-        if (t === "budget") {
+        if (t === "budget" || t === "jwt") {
           const res = await wrk(
-            setup.budget!.session,
-            setup.budget!.argsJson,
+            extra[t]!.session,
+            extra[t]!.argsJson,
             c,
             plan.seconds,
-            true,
+            t === "budget",
           );
-          budget.push(res);
-          show("budget", c, res);
+          (t === "budget" ? budget : jwt).push(res);
+          show(t, c, res);
           continue;
         }
         const res = await wrk(setup.sessions[t], setup.argsJson, c, plan.seconds);
@@ -163,7 +172,12 @@ export async function statusLoad(
       }
     }
   }
-  return { answers: setup.answers, runs, ...(setup.budget ? { budget } : {}) };
+  return {
+    answers: setup.answers,
+    runs,
+    ...(setup.budget ? { budget } : {}),
+    ...(setup.jwt ? { jwt } : {}),
+  };
 }
 
 /** One load run against a sosvault started with --cpu-prof; the profile summarised. */

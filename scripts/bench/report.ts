@@ -104,33 +104,49 @@ export function summaryTable(d: BenchData): string {
     if (!s.length || !b.length) continue;
     const sr = medOf(s, (x) => x.rps);
     const br = medOf(b, (x) => x.rps);
-    const ratioTarget = c === 16 || c === 64;
+    // With a budget measured at this size, the targets apply to it: the tool rate limiter is on
+    // in production (issue 14), so the figure without it is shown for the cost, not judged.
+    const g = d.load?.budget?.length && c === 16 ? d.load.budget : undefined;
+    const ratioTarget = (c === 16 || c === 64) && !g;
     rows.push([
-      `jira_connection_status calls/s, 1 session, ${c} conn`,
+      `jira_connection_status calls/s, 1 session, ${c} conn${g ? ", tool budget off" : ""}`,
       fmt(sr),
       `bare MCP: ${fmt(br)}`,
       fmt(sr / br, 2),
       ratioTarget ? `≥ ${TARGETS.statusRatio} × bare` : "—",
       ratioTarget ? pass(sr / br >= TARGETS.statusRatio) : "—",
     ]);
-    const p50 = medOf(s, (x) => x.p50_us) / 1000;
-    const p99 = medOf(s, (x) => x.p99_us) / 1000;
-    if (c === 16 && d.load?.budget?.length) {
-      const g = d.load.budget;
+    let p50 = medOf(s, (x) => x.p50_us) / 1000;
+    let p99 = medOf(s, (x) => x.p99_us) / 1000;
+    if (g) {
       const gr = medOf(g, (x) => x.rps);
       const refused = g.reduce((a, x) => a + x.bad, 0);
       const total = g.reduce((a, x) => a + x.ok + x.bad, 0);
       rows.push([
-        "↳ same, with a per-user tool budget that never runs out (calls/s)",
+        `jira_connection_status calls/s, 1 session, ${c} conn, tool budget on (never runs out)`,
         `${fmt(gr)}${refused ? ` (${fmt(refused / total * 100, 1)} % refused)` : ""}`,
-        `sosvault without: ${fmt(sr)}`,
-        fmt(gr / sr, 2),
+        `bare MCP: ${fmt(br)}`,
+        fmt(gr / br, 2),
+        `≥ ${TARGETS.statusRatio} × bare`,
+        pass(gr / br >= TARGETS.statusRatio && refused === 0),
+      ]);
+      p50 = medOf(g, (x) => x.p50_us) / 1000;
+      p99 = medOf(g, (x) => x.p99_us) / 1000;
+    }
+    if (c === 16 && d.load?.jwt?.length) {
+      const j = d.load.jwt;
+      const jr = medOf(j, (x) => x.rps);
+      rows.push([
+        "↳ same, authenticated by a JWT access token (SOSVAULT_AUTH=oidc) (calls/s)",
+        fmt(jr),
+        `static token: ${fmt(sr)}`,
+        fmt(jr / sr, 2),
         "—",
         "—",
       ]);
     }
     rows.push([
-      `↳ latency p50 / p99 at ${c} conn (ms)`,
+      `↳ latency p50 / p99 at ${c} conn${g ? ", tool budget on" : ""} (ms)`,
       `${fmt(p50, 1)} / ${fmt(p99, 1)}`,
       `bare: ${fmt(medOf(b, (x) => x.p50_us) / 1000, 1)} / ${
         fmt(medOf(b, (x) => x.p99_us) / 1000, 1)
@@ -283,6 +299,18 @@ function loadDetail(d: BenchData): string {
         fmt(s.reduce((a, x) => a + x.ok, 0)),
       ]);
     }
+  }
+  for (const j of d.load?.jwt?.length ? [d.load.jwt] : []) {
+    rows.push([
+      "16",
+      "sosvault, JWT access token (SOSVAULT_AUTH=oidc)",
+      medRange(j.map((x) => x.rps)),
+      fmt(medOf(j, (x) => x.p50_us) / 1000, 2),
+      fmt(medOf(j, (x) => x.p90_us) / 1000, 2),
+      medRange(j.map((x) => x.p99_us / 1000), 1),
+      fmt(Math.max(...j.map((x) => x.max_us)) / 1000, 1),
+      fmt(j.reduce((a, x) => a + x.ok, 0)),
+    ]);
   }
   for (const g of d.load?.budget?.length ? [d.load.budget] : []) {
     rows.push([

@@ -17,7 +17,6 @@ import {
 import { uploadAttachment, type Uploader } from "../jira/upload.ts";
 import type { EventLog } from "../security/events.ts";
 import { KnownSecrets } from "../security/known_secrets.ts";
-import { secretsOfConnection } from "../connections/service.ts";
 import { type ArtifactPolicy, attachmentName, resolveArtifact } from "./artifacts.ts";
 
 export interface AttachmentServiceDeps {
@@ -59,9 +58,13 @@ export class AttachmentService {
       source: ctx.source,
     };
     return await this.d.events.around(event, async () => {
-      const cred = await this.d.connections.use(ctx, connectionId);
-      refuseOwnSecret(cred.pat, [key]);
-      return await listIssueAttachments(this.d.jira, cred.connection.base_url, cred.pat, key);
+      const cred = await this.d.connections.use(ctx, connectionId, "list");
+      try {
+        refuseOwnSecret(cred.auth.secrets, [key]);
+        return await listIssueAttachments(this.d.jira, cred.auth.apiBase, cred.auth, key);
+      } finally {
+        cred.release();
+      }
     });
   }
 
@@ -83,9 +86,9 @@ export class AttachmentService {
     try {
       const artifact = await resolveArtifact(input.artifact_ref, ctx.user, this.d.policy);
       const filename = attachmentName(input.filename, artifact.name);
-      const cred = await this.d.connections.use(ctx, input.connection_id);
-      refuseOwnSecret(cred.pat, [filename, key]);
-      const base = cred.connection.base_url;
+      const cred = await this.d.connections.use(ctx, input.connection_id, "attach");
+      refuseOwnSecret(cred.auth.secrets, [filename, key]);
+      const base = cred.auth.apiBase;
       // Security: tracked from the moment the PAT is decrypted, so a revoke (here or on another
       // instance) also stops the pre-flight GETs, and no request starts after it was answered.
       const use = this.d.connections.track(cred.connection, signal);
@@ -95,7 +98,7 @@ export class AttachmentService {
       try {
         await use.ready;
         use.signal.throwIfAborted();
-        const settings = await attachmentSettings(this.d.jira, base, cred.pat, use.signal);
+        const settings = await attachmentSettings(this.d.jira, base, cred.auth, use.signal);
         if (!settings.enabled) {
           throw new AppError(
             "forbidden",
@@ -108,13 +111,14 @@ export class AttachmentService {
             `the file is ${artifact.size} bytes, above this Jira's attachment limit of ${settings.uploadLimit} bytes: ask the Jira administrator, or split the file`,
           );
         }
-        existing = await listIssueAttachments(this.d.jira, base, cred.pat, key, use.signal);
+        existing = await listIssueAttachments(this.d.jira, base, cred.auth, key, use.signal);
         sameName = existing.attachments.filter((a) => a.filename === filename).map((a) => a.id);
         await progress(0, artifact.size, `uploading ${filename}`);
         uploaded = await uploadAttachment(this.d.uploader, {
           baseUrl: base,
           issueKey: existing.issue_key,
           pat: cred.pat,
+          auth: cred.auth,
           filePath: artifact.path,
           filename,
           size: artifact.size,
@@ -126,10 +130,12 @@ export class AttachmentService {
         throw use.signal.aborted && use.signal.reason instanceof AppError ? use.signal.reason : err;
       } finally {
         use.release();
+        cred.release();
       }
       const first = uploaded[0];
       // Security: what Jira says it stored goes to the model; never if it quotes the token.
-      if (JSON.stringify(uploaded).includes(cred.pat)) {
+      const answer = JSON.stringify(uploaded);
+      if (cred.auth.secrets.some((s) => answer.includes(s))) {
         throw new AppError(
           "upstream_unavailable",
           "Jira's answer contained the personal access token itself, so sosvault did not use it: tell the Jira administrator",
@@ -167,8 +173,8 @@ export class AttachmentService {
  * that connection's own secrets before a byte is sent, whatever path it came by (MCP or HTTP);
  * the value is never echoed.
  */
-function refuseOwnSecret(pat: string, outgoing: readonly string[]): void {
-  const known = KnownSecrets.forSecrets(secretsOfConnection(pat));
+function refuseOwnSecret(secrets: readonly string[], outgoing: readonly string[]): void {
+  const known = KnownSecrets.forSecrets(secrets);
   for (const text of outgoing) {
     const r = known.search(text);
     if (r.found || r.exhausted) {

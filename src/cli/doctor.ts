@@ -5,8 +5,10 @@
  */
 import os from "node:os";
 import type { Config } from "../config.ts";
+import { vaultPolicy } from "../vault/vault_source.ts";
 import type { Services } from "../services.ts";
 import type { CliIO } from "./io.ts";
+import type { OidcAuth } from "../auth/oidc.ts";
 import { httpTransport, type JiraTransport } from "../jira/transport.ts";
 import { USER_AGENT } from "../jira/client.ts";
 import { clearedRunner, type Runner, sosVersion } from "../sos/locate.ts";
@@ -80,7 +82,11 @@ export async function doctorCommand(
   }
 
   if (!s) throw new Error("doctor needs the services unless --sudoers is given");
-  const results: CheckResult[] = [masterKeyCheck(), await kvCheck(s.kv, s.config.kvPath)];
+  const results: CheckResult[] = [
+    ...vaultChecks(s),
+    masterKeyCheck(),
+    await kvCheck(s.kv, s.config.kvPath),
+  ];
   results.push(
     me
       ? await artifactDirCheck(s.config.artifactDir, me.uid, fs)
@@ -102,9 +108,15 @@ export async function doctorCommand(
   }
   results.push(await linkProtectionCheck(run));
   results.push(...await jiraChecks(s.config, deps.transport));
+  if (s.oidc) results.push(await oidcIssuerCheck(s.oidc));
 
   for (const r of results) io.out(formatCheck(r));
   io.out("");
+  if (s.config.masterKey.kind === "vault") {
+    io.out("The AppRole's Vault policy must allow (vault policy write sosvault -):");
+    io.out(vaultPolicy(s.config.masterKey.settings.keyPath));
+    io.out("");
+  }
   printSudoers(io, subject ?? "SOSVAULT_USER", deps.sosPath, catPath);
   const failed = results.filter((r) => r.status === "fail").length;
   io.out("");
@@ -112,9 +124,52 @@ export async function doctorCommand(
   return failed === 0 ? 0 : 1;
 }
 
+/** SOSVAULT_AUTH=oidc: the issuer's discovery document and keys can be fetched from here. */
+export async function oidcIssuerCheck(oidc: OidcAuth): Promise<CheckResult> {
+  const issuer = oidc.config.issuer;
+  if (await oidc.keys.start()) {
+    return {
+      status: "ok",
+      what: `identity provider ${issuer} publishes its discovery document and keys`,
+    };
+  }
+  return {
+    status: "fail",
+    what: `identity provider ${issuer} cannot be reached (${oidc.keys.status().error})`,
+    fix:
+      "check SOSVAULT_OIDC_ISSUER and that this host reaches it; until then /mcp and /api answer 503",
+  };
+}
+
 export function formatCheck({ status, what, fix }: CheckResult): string {
   const tag = status === "ok" ? "ok  " : status === "warn" ? "warn" : "FAIL";
   return fix && status !== "ok" ? `${tag} ${what}: ${fix}` : `${tag} ${what}`;
+}
+
+/**
+ * SOSVAULT_KEY_SOURCE=vault: each step of the start (they all ran, or doctor would not be
+ * here: a failed step stops with exit 78 and says which) and the token's state now.
+ */
+export function vaultChecks(s: Services): CheckResult[] {
+  if (!s.vault) return [];
+  const out: CheckResult[] = s.vault.steps.map((st) => ({
+    status: st.ok ? "ok" : "warn",
+    what: `Vault: ${st.step}: ${st.detail}`,
+  }));
+  const left = Math.round((s.vault.tokenExpiresAt - s.clock().getTime()) / 1000);
+  out.push(
+    left > 0
+      ? {
+        status: "ok",
+        what: `Vault: token in memory only, expires in ${left}s, renewed at 2/3 of its TTL`,
+      }
+      : {
+        status: "warn",
+        what: "Vault: the token has expired",
+        fix: "the key in memory keeps serving; place a new secret ID in VAULT_SECRET_ID_FILE",
+      },
+  );
+  return out;
 }
 
 export function masterKeyCheck(): CheckResult {

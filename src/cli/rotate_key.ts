@@ -17,6 +17,7 @@ export function rotationDeps(s: Services) {
     clock: s.clock,
     events: s.events,
     log: s.log,
+    secrets: s.secrets,
   };
 }
 
@@ -40,6 +41,12 @@ export async function rotateKeyCommand(s: Services, args: string[], io: CliIO): 
     io.err(
       `sosvault: ${r.busy.length} connection${r.busy.length === 1 ? "" : "s"} kept changing ` +
         `during the rotation: ${r.busy.join(", ")}. Run rotate-key again.`,
+    );
+  }
+  if (r.events.broken) {
+    io.err(
+      "sosvault: the security event chain does not verify, so events from its first break on " +
+        "were not re-signed: run `sosvault events verify` and keep its report for the incident.",
     );
   }
   if (!r.complete) {

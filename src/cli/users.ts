@@ -2,6 +2,8 @@
 import type { Services } from "../services.ts";
 import { AppError } from "../errors.ts";
 import type { CliIO } from "./io.ts";
+import type { OidcUsers } from "../auth/oidc_users.ts";
+import { USER_NAME } from "../users/users.ts";
 
 export async function usersCommand(
   s: Services,
@@ -11,6 +13,7 @@ export async function usersCommand(
 ): Promise<number> {
   const [sub, name, ...rest] = args;
   if (rest.length > 0) return io.usage("users takes one NAME");
+  if (s.oidc) return await oidcUsersCommand(s, s.oidc.users, sub, name, flags, io);
   switch (sub) {
     case "add": {
       if (!name) return io.usage("users add NAME [--admin] [--json]");
@@ -59,6 +62,62 @@ export async function usersCommand(
   }
 }
 
+/**
+ * In SOSVAULT_AUTH=oidc users come from the identity provider: there is no token to print,
+ * `remove` blocks the name (and revokes its connections) and `add` lifts such a block.
+ */
+async function oidcUsersCommand(
+  s: Services,
+  users: OidcUsers,
+  sub: string | undefined,
+  name: string | undefined,
+  flags: CliFlags,
+  io: CliIO,
+): Promise<number> {
+  if ((sub === "add" || sub === "remove") && (!name || !USER_NAME.test(name))) {
+    return io.usage(`users ${sub} NAME (a sosvault user name)`);
+  }
+  switch (sub) {
+    case "add": {
+      const lifted = await users.unblock(name!);
+      io.out(
+        lifted
+          ? `${name} may sign in again.`
+          : `${name} needs no adding: users appear when they first sign in with the identity provider.`,
+      );
+      return 0;
+    }
+    case "list": {
+      const list = await users.list();
+      if (flags.json) {
+        io.out(JSON.stringify({
+          users: list.map((u) => ({ user: u.name, admin: u.admin, created_at: u.first_login_at })),
+        }));
+      } else if (list.length === 0) io.out("No one has signed in yet.");
+      else {for (const u of list) {
+          io.out(`${u.name}\t${u.admin ? "admin" : "user"}\t${u.first_login_at}`);
+        }}
+      return 0;
+    }
+    case "remove": {
+      await users.block(name!);
+      const revoked = await s.connections.revokeAll({
+        user: "operator",
+        requestId: "cli",
+        source: "cli",
+      }, name!);
+      io.out(
+        `Blocked ${name} (their access tokens are refused from now on); revoked ${revoked} connection${
+          revoked === 1 ? "" : "s"
+        }. 'sosvault users add ${name}' lifts the block.`,
+      );
+      return 0;
+    }
+    default:
+      return io.usage("users add NAME | users list [--json] | users remove NAME");
+  }
+}
+
 export interface CliFlags {
   admin?: boolean;
   json?: boolean;
@@ -67,4 +126,6 @@ export interface CliFlags {
   since?: string;
   limit?: string;
   sudoers?: boolean;
+  /** events: only gated actions under this change request. */
+  cr?: string;
 }

@@ -8,12 +8,25 @@ import type { RequestContext } from "../context.ts";
 import { CONNECTION_ID, newConnectionId } from "../ids.ts";
 import type { JiraClient } from "../jira/client.ts";
 import { normaliseBaseUrl } from "../jira/base_url.ts";
-import type { EventLog } from "../security/events.ts";
-import { DecryptError, fingerprint, type Keyring, open, patAad, seal } from "../vault/cipher.ts";
-import type { Logger } from "../log.ts";
+import type { CredentialPurpose, EventLog } from "../security/events.ts";
+import { DecryptError, type Keyring, open, patAad, seal } from "../vault/cipher.ts";
+import type { Logger, SecretRegistry } from "../log.ts";
 import type { RateLimiter } from "../security/rate_limit.ts";
 import { KnownSecrets, type KnownSecretSet } from "../security/known_secrets.ts";
 import type { ConnectionRecord, ConnectionStore, Versioned } from "./store.ts";
+import {
+  ATLASSIAN_GATEWAY,
+  checkEmail,
+  cloudAuth,
+  type Deployment,
+  type JiraAuth,
+  maskEmail,
+  refuseAtlassianLookalike,
+  type TokenKind,
+} from "../jira/auth.ts";
+import { isDataCenterPatShape } from "../security/secret_scan.ts";
+import { authOf, decodeSecret, encodeCloudSecret, secretFingerprints } from "./credential.ts";
+import { cloudSecretForms } from "../jira/auth.ts";
 
 /** A connection as the contract shows it: never a secret, never the ciphertext. */
 export interface PublicConnection {
@@ -26,9 +39,19 @@ export interface PublicConnection {
   last_verified_at: string;
   revoked_at: string | null;
   key_version: string;
+  /** `data_center` (Bearer PAT) or `cloud` (Basic e-mail + API token). */
+  deployment: Deployment;
+  /** Cloud only: the masked e-mail of the Atlassian account, e.g. `a***@example.com`. */
+  email_hint?: string;
+  /**
+   * Cloud only: `site` (a classic token, on the site URL) or `gateway` (a scoped token, through
+   * api.atlassian.com). Not called token_kind here: no output field is named like a secret.
+   */
+  cloud_route?: "site" | "gateway";
 }
 
 export function toPublic(r: ConnectionRecord): PublicConnection {
+  const cloud = r.deployment === "cloud";
   return {
     connection_id: r.connection_id,
     status: r.status,
@@ -39,7 +62,25 @@ export function toPublic(r: ConnectionRecord): PublicConnection {
     last_verified_at: r.last_verified_at,
     revoked_at: r.revoked_at,
     key_version: r.key_version,
+    deployment: r.deployment ?? "data_center",
+    ...(cloud
+      ? {
+        email_hint: r.email_hint ?? "***",
+        cloud_route: r.token_kind === "scoped" ? "gateway" as const : "site" as const,
+      }
+      : {}),
   };
+}
+
+/** What the intake (HTTP API or connect page) hands over. */
+export interface ConnectInput {
+  base_url: string;
+  /** The Data Center PAT, or the Cloud API token. */
+  pat: string;
+  /** Cloud: the Atlassian account's e-mail. */
+  email?: string;
+  /** Cloud: say the token is scoped (else found out when the site URL refuses it). */
+  token_kind?: TokenKind;
 }
 
 export interface ConnectionServiceDeps {
@@ -54,12 +95,21 @@ export interface ConnectionServiceDeps {
   /** Mock mode: the embedded fake Jira answers every host, so no host is "internal". */
   anyHost?: boolean;
   rateLimiter: RateLimiter;
+  /** Atlassian's API gateway for scoped Cloud tokens; tests point it at the fake on loopback. */
+  cloudGateway?: string;
+  /** Secrets in flight, masked by the log pipeline (log.ts). */
+  secrets?: SecretRegistry;
 }
 
 /** A usable connection with its decrypted PAT; the PAT must not outlive the Jira call. */
 export interface Credential {
   connection: ConnectionRecord;
+  /** The PAT, or the Cloud API token. */
   pat: string;
+  /** How to call this connection's Jira (scheme, route, the secret forms to refuse in answers). */
+  auth: JiraAuth;
+  /** Ends the PAT's registration with the log pipeline's mask: call it once the PAT is done. */
+  release(): void;
 }
 
 const NOT_FOUND =
@@ -152,27 +202,45 @@ export class ConnectionService {
     return normaliseBaseUrl(input, this.d.allowedHosts, { allowInternal: this.d.anyHost });
   }
 
-  async connect(
-    ctx: RequestContext,
-    input: { base_url: string; pat: string },
-  ): Promise<PublicConnection> {
+  async connect(ctx: RequestContext, input: ConnectInput): Promise<PublicConnection> {
     const event = {
       type: "connect" as const,
       user: ctx.user,
       request_id: ctx.requestId,
       source: ctx.source,
     };
+    let release: (() => void) | undefined;
     try {
       // Security: a brake on guessing PATs through sosvault, counted per user in KV so every
       // instance (and both intakes: the API and the connect page) spends the same budget.
       await this.d.rateLimiter.take("connect", ctx.user);
       const baseUrl = this.validateBaseUrl(input.base_url);
       const pat = checkPatFormat(input.pat);
-      const jiraUser = await this.d.jira.myself(baseUrl, pat);
+      release = this.d.secrets?.register(pat);
+      const email = input.email === undefined ? undefined : checkEmail(input.email);
+      if (input.token_kind !== undefined && email === undefined) {
+        throw new AppError(
+          "invalid_input",
+          "token_kind applies to Jira Cloud API tokens only: give the e-mail of your Atlassian account too, or leave token_kind out for a Data Center personal access token",
+        );
+      }
+      // Security: an Atlassian token is never sent to a host that only looks like Atlassian.
+      if (email !== undefined) refuseAtlassianLookalike(baseUrl);
+      // With an e-mail, Jira's serverInfo decides the kind before any credential is sent. A PAT
+      // alone goes to Data Center's Bearer route as it always did: Cloud refuses Bearer PATs, so
+      // a success proves Data Center, and a refusal is followed by the serverInfo question.
+      const deployment = email === undefined ? undefined : await this.d.jira.deploymentOf(baseUrl);
+      const found = deployment === "cloud"
+        ? await this.cloudLogin(baseUrl, pat, email, input.token_kind)
+        : await this.dataCenterLogin(baseUrl, pat, email, deployment);
       const id = newConnectionId();
       const now = this.d.clock();
       const key = this.d.keyring.current;
-      const envelope = await seal(key, pat, patAad(ctx.user, id));
+      const plaintext = found.cloud
+        ? encodeCloudSecret({ email: found.cloud.email, token: pat })
+        : pat;
+      const envelope = await seal(key, plaintext, patAad(ctx.user, id));
+      const jiraUser = found.user;
       const record: ConnectionRecord = {
         connection_id: id,
         user: ctx.user,
@@ -184,8 +252,19 @@ export class ConnectionService {
         last_verified_at: now.toISOString(),
         revoked_at: null,
         key_version: key.kid,
-        pat_fp: await fingerprint(key, pat),
-        known_secrets: KnownSecrets.fingerprint(key, secretsOfConnection(pat)),
+        ...await secretFingerprints(key, found.cloud ? "cloud" : "data_center", plaintext),
+        deployment: found.cloud ? "cloud" : "data_center",
+        ...(found.cloud
+          ? {
+            email_hint: maskEmail(found.cloud.email),
+            token_kind: found.cloud.tokenKind,
+            ...(found.cloud.cloudId ? { cloud_id: found.cloud.cloudId } : {}),
+          }
+          : {}),
+        known_secrets: KnownSecrets.fingerprint(
+          key,
+          secretsOfConnection(plaintext, found.cloud ? "cloud" : "data_center"),
+        ),
       };
       await this.d.store.create(record, envelope, now.getTime());
       await this.d.events.record({ ...event, outcome: "success", connection_id: id });
@@ -193,6 +272,8 @@ export class ConnectionService {
     } catch (err) {
       await this.d.events.record({ ...event, outcome: "failure", error_code: codeOf(err) });
       throw err;
+    } finally {
+      release?.();
     }
   }
 
@@ -223,8 +304,12 @@ export class ConnectionService {
       connection_id: id,
     };
     try {
-      const cred = await this.use(ctx, id);
-      await this.d.jira.myself(cred.connection.base_url, cred.pat);
+      const cred = await this.use(ctx, id, "verify");
+      try {
+        await this.d.jira.myself(cred.connection.base_url, cred.auth);
+      } finally {
+        cred.release();
+      }
       let updated: ConnectionRecord | null = null;
       for (let i = 0; i < 5 && !updated; i++) {
         const current = await this.owned(ctx, id);
@@ -256,9 +341,10 @@ export class ConnectionService {
 
   /**
    * Resolves a connection for use: owned, connected, not expired, and decrypted. Every Jira
-   * call made on a user's behalf goes through here.
+   * call made on a user's behalf goes through here, and every decryption is recorded as a
+   * `credential_use` event naming what it was for.
    */
-  async use(ctx: RequestContext, id: string): Promise<Credential> {
+  async use(ctx: RequestContext, id: string, purpose: CredentialPurpose): Promise<Credential> {
     const current = await this.owned(ctx, id);
     const record = await this.settleExpiry(ctx, current.value, current);
     if (record.status === "revoked") {
@@ -280,11 +366,9 @@ export class ConnectionService {
         "This connection's credential is gone: connect to Jira again to continue",
       );
     }
+    let plaintext: string;
     try {
-      return {
-        connection: record,
-        pat: await open(this.d.keyring, envelope, patAad(record.user, id)),
-      };
+      plaintext = await open(this.d.keyring, envelope, patAad(record.user, id));
     } catch (err) {
       if (!(err instanceof DecryptError)) throw err;
       this.d.log.error("decrypt_failed", { connection_id: id, reason: err.reason, kid: err.kid });
@@ -302,6 +386,29 @@ export class ConnectionService {
         "The stored credential of this connection cannot be decrypted with the server's key: revoke it and connect again, and tell the operator (key mismatch or tampering)",
       );
     }
+    await this.d.events.record({
+      type: "credential_use",
+      outcome: "success",
+      user: ctx.user,
+      connection_id: id,
+      request_id: ctx.requestId,
+      source: ctx.source,
+      purpose,
+    });
+    // Security: a revoke that landed while the event was written must still win, so the
+    // record is read again now that the PAT is about to go out.
+    if ((await this.d.store.get(id))?.value.status !== "connected") {
+      throw revokedDuringUse();
+    }
+    const auth = authOf(record, plaintext, this.d.cloudGateway ?? ATLASSIAN_GATEWAY);
+    // Every form of the credential in flight (token, `email:token`, its base64) is masked.
+    const releases = auth.secrets.map((secret) => this.d.secrets?.register(secret));
+    return {
+      connection: record,
+      pat: auth.secrets[0],
+      auth,
+      release: () => releases.forEach((release) => release?.()),
+    };
   }
 
   /** Revokes every connected connection (of one user, or all): incident response. */
@@ -326,6 +433,101 @@ export class ConnectionService {
     return count;
   }
 
+  /** Data Center (or a Jira that did not say): Bearer PAT on REST v2, exactly as before Cloud. */
+  private async dataCenterLogin(
+    baseUrl: string,
+    pat: string,
+    email: string | undefined,
+    deployment: Deployment | undefined,
+  ) {
+    if (email !== undefined) {
+      throw new AppError(
+        "invalid_input",
+        deployment === "data_center"
+          ? "this Jira is Server/Data Center, which takes a personal access token alone: leave the e-mail empty and paste a personal access token from your Jira profile"
+          : "this Jira did not identify itself as Jira Cloud (its serverInfo does not say Cloud), so an e-mail and API token cannot be used: check base_url, or leave the e-mail empty for a Data Center personal access token",
+      );
+    }
+    // Security: an Atlassian API token never goes out as a Data Center Bearer token.
+    if (/^ATATT/.test(pat)) {
+      throw new AppError(
+        "invalid_input",
+        "this looks like an Atlassian Cloud API token: Jira Cloud takes it together with the e-mail address of your Atlassian account, so enter your e-mail too (a Jira Server/Data Center needs a personal access token from your Jira profile instead)",
+      );
+    }
+    try {
+      return { user: await this.d.jira.myself(baseUrl, pat), cloud: undefined };
+    } catch (err) {
+      if (err instanceof AppError && ["invalid_credentials", "not_found"].includes(err.code)) {
+        // Refused: was it a Cloud site, where a PAT alone can never work?
+        const kind = await this.d.jira.deploymentOf(baseUrl).catch(() => undefined);
+        if (kind === "cloud") throw cloudNeedsEmail();
+      }
+      throw err;
+    }
+  }
+
+  /**
+   * Cloud: Basic e-mail + API token on REST v3. A classic token works on the site URL; a scoped
+   * one only through the gateway with the site's cloudId. When the user did not say which, the
+   * site is tried first and the gateway when the site refuses the token.
+   */
+  private async cloudLogin(
+    siteUrl: string,
+    token: string,
+    email: string | undefined,
+    kind: TokenKind | undefined,
+  ) {
+    // Security: an Atlassian token is never sent to a host that only looks like Atlassian.
+    refuseAtlassianLookalike(siteUrl);
+    if (email === undefined) throw cloudNeedsEmail();
+    if (isDataCenterPatShape(token)) {
+      throw new AppError(
+        "invalid_input",
+        "this looks like a Jira Data Center personal access token, but this Jira is Jira Cloud: create an API token at id.atlassian.com (Security → API tokens) and use it with your e-mail",
+      );
+    }
+    const gateway = this.d.cloudGateway ?? ATLASSIAN_GATEWAY;
+    const viaGateway = async () => {
+      const cloudId = await this.d.jira.cloudIdOf(siteUrl);
+      const auth = cloudAuth({ siteUrl, email, token, cloudId, gateway });
+      const user = await this.d.jira.myself(auth.apiBase, auth);
+      await this.checkScopes(auth);
+      return { user, cloud: { email, tokenKind: "scoped" as const, cloudId } };
+    };
+    if (kind === "scoped") return await viaGateway();
+    try {
+      const auth = cloudAuth({ siteUrl, email, token });
+      const user = await this.d.jira.myself(siteUrl, auth);
+      return { user, cloud: { email, tokenKind: "classic" as const, cloudId: undefined } };
+    } catch (err) {
+      // The site URL refuses a scoped token with 401; the gateway then decides.
+      if (kind === "classic" || !(err instanceof AppError) || err.code !== "invalid_credentials") {
+        throw err;
+      }
+      try {
+        return await viaGateway();
+      } catch (gatewayErr) {
+        // A scope the gateway names is news; otherwise the site's refusal says it best.
+        if (gatewayErr instanceof AppError && gatewayErr.code === "forbidden") throw gatewayErr;
+        throw err;
+      }
+    }
+  }
+
+  /**
+   * Security/usability: a scoped token missing a scope fails at connect, naming the scope,
+   * rather than on the first upload. /myself proved read:jira-user; attachment/meta needs
+   * read:jira-work; write:jira-work is probed with a POST to issue id 0, which cannot exist, so
+   * nothing is ever created (the gateway checks scopes before Jira sees the request).
+   */
+  private async checkScopes(auth: JiraAuth): Promise<void> {
+    await this.d.jira.getJson(auth.apiBase, `${auth.restPrefix}/attachment/meta`, auth, {
+      scope: "read:jira-work",
+    });
+    await this.d.jira.probeWriteScope(auth);
+  }
+
   private abortInflight(id: string) {
     for (const c of this.#inflight.get(id) ?? []) c.abort(revokedDuringUse());
   }
@@ -341,7 +543,9 @@ export class ConnectionService {
     for (const r of await this.d.store.listForUser(user)) {
       if (r.user !== user || r.status !== "connected") continue;
       if (r.known_secrets?.length) sets.push({ kid: r.key_version, secrets: r.known_secrets });
-      else exact.add(r.pat_fp);
+      // Whole-token fingerprints stay checked too (older records; Cloud's other forms).
+      exact.add(r.pat_fp);
+      for (const fp of r.secret_fps ?? []) exact.add(fp);
     }
     return { sets, exact };
   }
@@ -350,7 +554,10 @@ export class ConnectionService {
   async fingerprintsOf(user: string): Promise<Set<string>> {
     const out = new Set<string>();
     for (const r of await this.d.store.listForUser(user)) {
-      if (r.user === user && r.status === "connected") out.add(r.pat_fp);
+      if (r.user !== user || r.status !== "connected") continue;
+      out.add(r.pat_fp);
+      // Cloud: `email:token` and its base64 are the caller's secrets too.
+      for (const fp of r.secret_fps ?? []) out.add(fp);
     }
     return out;
   }
@@ -425,6 +632,12 @@ export class ConnectionService {
   }
 }
 
+const cloudNeedsEmail = () =>
+  new AppError(
+    "invalid_input",
+    "this Jira is Jira Cloud: it takes the e-mail address of your Atlassian account together with an API token, so enter your e-mail too",
+  );
+
 const revokedDuringUse = () =>
   new AppError(
     "connection_revoked",
@@ -441,7 +654,7 @@ function checkPatFormat(pat: string): string {
   if (pat.length === 0) {
     throw new AppError(
       "invalid_input",
-      "pat is empty: paste the personal access token from your Jira profile",
+      "pat is empty: paste the personal access token from your Jira profile (Data Center), or the API token that goes with your e-mail (Cloud)",
     );
   }
   if (pat.length > MAX_PAT_LENGTH) {
@@ -471,8 +684,9 @@ function checkPatFormat(pat: string): string {
  * connection holds its PAT; a Cloud connection adds its API token, `email:token` and the
  * base64 of that (its Basic credential) here.
  */
-export function secretsOfConnection(pat: string): string[] {
-  return [pat];
+export function secretsOfConnection(plaintext: string, deployment?: Deployment): string[] {
+  const s = decodeSecret(deployment, plaintext);
+  return s.email === undefined ? [s.token] : cloudSecretForms(s.email, s.token);
 }
 
 export function codeOf(err: unknown) {

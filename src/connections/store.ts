@@ -6,8 +6,10 @@
  */
 import { kvKeys } from "../kv_keys.ts";
 import { lockTolerantKv } from "../kv_retry.ts";
+import { coalescingReader, type KvReader } from "../kv_reads.ts";
 import type { Envelope } from "../vault/cipher.ts";
 import type { KnownSecretFingerprint } from "../security/known_secrets.ts";
+import type { Deployment, TokenKind } from "../jira/auth.ts";
 
 export type ConnectionStatus = "connected" | "expired" | "revoked";
 
@@ -31,6 +33,18 @@ export interface ConnectionRecord {
    * recognised by `pat_fp` as whole tokens only.
    */
   known_secrets?: KnownSecretFingerprint[];
+  /** Absent on records written before Cloud support: those are Data Center. */
+  deployment?: Deployment;
+  /** Cloud: the masked e-mail (`a***@example.com`); the e-mail itself is only in the envelope. */
+  email_hint?: string;
+  /** Cloud: a scoped token goes through the gateway with `cloud_id`. */
+  token_kind?: TokenKind;
+  cloud_id?: string;
+  /**
+   * Cloud: keyed fingerprints of the other forms of the credential (`email:token` and its
+   * base64), known secrets of the caller like `pat_fp` (which holds the API token's).
+   */
+  secret_fps?: string[];
 }
 
 export interface Versioned<T> {
@@ -43,9 +57,11 @@ const CLOSED_RECORD_TTL_MS = 30 * 86_400_000;
 
 export class ConnectionStore {
   private kv: Deno.Kv;
+  readonly #read: KvReader;
 
   constructor(kv: Deno.Kv) {
     this.kv = lockTolerantKv(kv);
+    this.#read = coalescingReader(kv);
   }
 
   async create(record: ConnectionRecord, envelope: Envelope, nowMs: number): Promise<void> {
@@ -65,7 +81,7 @@ export class ConnectionStore {
   }
 
   async get(id: string): Promise<Versioned<ConnectionRecord> | null> {
-    const e = await this.kv.get<ConnectionRecord>(kvKeys.connection(id));
+    const e = await this.#read<ConnectionRecord>(kvKeys.connection(id));
     return e.versionstamp ? { value: e.value!, versionstamp: e.versionstamp } : null;
   }
 
@@ -96,7 +112,7 @@ export class ConnectionStore {
     current: Versioned<ConnectionRecord>,
     currentEnvelope: Versioned<Envelope>,
     envelope: Envelope,
-    change: Pick<ConnectionRecord, "key_version" | "pat_fp" | "known_secrets">,
+    change: Pick<ConnectionRecord, "key_version" | "pat_fp" | "secret_fps" | "known_secrets">,
     nowMs: number,
   ): Promise<ConnectionRecord | null> {
     const id = current.value.connection_id;

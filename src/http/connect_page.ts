@@ -33,8 +33,14 @@ export interface ConnectPageDeps {
 }
 
 export const MAX_FORM_BODY = 16 * 1024;
-const FORM_FIELDS = ["base_url", "pat"] as const;
-type FormFields = Record<typeof FORM_FIELDS[number], string>;
+const FORM_FIELDS = ["base_url", "pat", "email", "token_kind"] as const;
+interface FormFields {
+  base_url: string;
+  pat: string;
+  /** Jira Cloud only; an empty field is left out. */
+  email?: string;
+  token_kind?: "scoped";
+}
 
 export function connectPageRoutes(deps: ConnectPageDeps): Hono<AppEnv> {
   const { links, connections, log } = deps;
@@ -71,6 +77,7 @@ export function connectPageRoutes(deps: ConnectPageDeps): Hono<AppEnv> {
         return r.failure(err, { record, baseUrl: record.base_url ?? "" });
       }
       const echo = await echoableBaseUrl(fields, record);
+      const email = await echoableEmail(fields);
       try {
         // Security: a base URL sosvault would refuse never costs an attempt and never reaches
         // Jira; the same rule runs again inside connect().
@@ -96,7 +103,12 @@ export function connectPageRoutes(deps: ConnectPageDeps): Hono<AppEnv> {
         } catch (e) {
           closed = e;
         }
-        return r.failure(err, after ? { record: after, baseUrl: echo } : { then: closed });
+        // The second step for Jira Cloud: the site said it is Cloud, so ask for the e-mail.
+        const askEmail = err instanceof AppError && /enter your e-mail/.test(err.message);
+        return r.failure(
+          err,
+          after ? { record: after, baseUrl: echo, email, askEmail } : { then: closed },
+        );
       }
       log.info("connect_page_connected", {
         request_id: r.requestId,
@@ -148,7 +160,10 @@ export function crossSiteRefusal(
   return { origin: origin?.slice(0, 200) ?? null, sec_fetch_site: site?.slice(0, 40) ?? null };
 }
 
-/** Reads the form strictly: the urlencoded type, at most 16 KiB, exactly `base_url` and `pat`. */
+/**
+ * Reads the form strictly: the urlencoded type, at most 16 KiB, `base_url` and `pat`, and for
+ * Jira Cloud `email` and the `token_kind=scoped` checkbox.
+ */
 async function readForm(req: Request): Promise<FormFields> {
   const type = (req.headers.get("content-type") ?? "").trim();
   if (!/^application\/x-www-form-urlencoded\s*(;\s*charset\s*=\s*"?utf-8"?\s*)?$/i.test(type)) {
@@ -171,7 +186,20 @@ async function readForm(req: Request): Promise<FormFields> {
   const pat = seen.get("pat") ?? "";
   if (!baseUrl) throw new AppError("invalid_input", "Give the Jira base URL.");
   if (!seen.has("pat")) throw new AppError("invalid_input", "Give your personal access token.");
-  return { base_url: baseUrl, pat };
+  const email = (seen.get("email") ?? "").trim();
+  const kind = seen.get("token_kind");
+  if (kind !== undefined && kind !== "scoped") {
+    throw new AppError(
+      "invalid_input",
+      "The form has an unknown token kind: submit it from this page.",
+    );
+  }
+  return {
+    base_url: baseUrl,
+    pat,
+    ...(email ? { email } : {}),
+    ...(kind ? { token_kind: kind } : {}),
+  };
 }
 
 async function readLimitedText(req: Request, limit: number): Promise<string> {
@@ -193,6 +221,17 @@ async function readLimitedText(req: Request, limit: number): Promise<string> {
  * does not contain the PAT, nor anything secret-shaped (a token pasted into the wrong field
  * while another went into the right one), so a token is never sent back.
  */
+/**
+ * The e-mail is shown again after a failure only when it is a plain address, so the form need
+ * not be refilled; a token pasted into it never is.
+ */
+async function echoableEmail(fields: FormFields): Promise<string> {
+  const v = fields.email ?? "";
+  if (!v || v.length > 320 || (fields.pat && v.includes(fields.pat))) return "";
+  if (await findSecretInText(v)) return "";
+  return /^[^\s@:]+@[^\s@:]+$/.test(v) ? v : "";
+}
+
 async function echoableBaseUrl(fields: FormFields, record: ConnectLinkRecord): Promise<string> {
   const v = fields.base_url;
   const fallback = record.base_url ?? "";
@@ -206,7 +245,9 @@ async function echoableBaseUrl(fields: FormFields, record: ConnectLinkRecord): P
   }
 }
 
-type FailureForm = { record: ConnectLinkRecord; baseUrl: string } | { then: unknown };
+type FailureForm =
+  | { record: ConnectLinkRecord; baseUrl: string; email?: string; askEmail?: boolean }
+  | { then: unknown };
 
 function responder(c: Context<AppEnv>, deps: ConnectPageDeps) {
   const requestId = c.get("requestId") ?? newRequestId();
@@ -240,7 +281,13 @@ function responder(c: Context<AppEnv>, deps: ConnectPageDeps) {
       if (form && "record" in form) {
         return page(
           appErr.status,
-          formPage(form.record, { baseUrl: form.baseUrl, deps, error: message }),
+          formPage(form.record, {
+            baseUrl: form.baseUrl,
+            email: form.email,
+            askEmail: form.askEmail,
+            deps,
+            error: message,
+          }),
           extra,
         );
       }
@@ -357,7 +404,13 @@ ${body}
 
 function formPage(
   record: ConnectLinkRecord,
-  options: { baseUrl: string; deps: ConnectPageDeps; error?: string },
+  options: {
+    baseUrl: string;
+    deps: ConnectPageDeps;
+    error?: string;
+    email?: string;
+    askEmail?: boolean;
+  },
 ): Render {
   const user = record.user;
   const left = MAX_CONNECT_ATTEMPTS - record.attempts;
@@ -379,6 +432,21 @@ ${allowed}
 <label for="pat">Personal access token</label>
 <input id="pat" name="pat" type="password" required autocomplete="off" spellcheck="false" autocapitalize="off" maxlength="1024">
 <p class="hint">Create one in Jira under your profile → Personal Access Tokens. sosvault checks it with Jira and stores it encrypted; your assistant never sees it and only gets a connection id.</p>
+<fieldset class="${options.askEmail ? "cloud needed" : "cloud"}">
+<legend>Jira Cloud (<code>https://&lt;site&gt;.atlassian.net</code>) only</legend>
+<label for="email">Atlassian account e-mail</label>
+<input id="email" name="email" type="email" maxlength="320" spellcheck="false" autocapitalize="off" autocomplete="off" ${
+    options.askEmail ? new Html("required ") : ""
+  }value="${options.email ?? ""}">
+<p class="hint">${
+    options.askEmail
+      ? "This Jira is Jira Cloud: enter the e-mail of your Atlassian account, and put your API token (from id.atlassian.com → Security → API tokens) in the token field above."
+      : "Leave empty for Jira Server/Data Center. For Jira Cloud, enter your Atlassian account e-mail and put an API token (id.atlassian.com → Security → API tokens) in the token field."
+  } sosvault stores the e-mail encrypted and shows only a masked hint.</p>
+<label class="check">
+<input id="token_kind" name="token_kind" type="checkbox" value="scoped">
+This is an API token with scopes</label>
+</fieldset>
 <button type="submit">Connect</button>
 </form>
 <p class="meta">This link works once and expires at <time datetime="${record.expires_at}">${
@@ -389,7 +457,9 @@ ${allowed}
 
 function successPage(user: string, c: PublicConnection): Render {
   const body = markup`<h1>Connected</h1>
-<p class="ok" role="status">Jira account <strong>${c.jira_user.display_name}</strong> (${c.jira_user.name}) on <code>${c.base_url}</code> is now connected for sosvault user <strong>${user}</strong>.</p>
+<p class="ok" role="status">Jira account <strong>${c.jira_user.display_name}</strong> (${c.jira_user.name}${
+    c.email_hint ? `, ${c.email_hint}` : ""
+  }) on <code>${c.base_url}</code> is now connected for sosvault user <strong>${user}</strong>.</p>
 <p>Connection id:</p>
 <p class="id"><code id="connection-id">${c.connection_id}</code></p>
 <p>Return to your assistant and give it this connection id. You can close this page; your token will not be shown anywhere.</p>
@@ -434,6 +504,11 @@ input{width:100%;padding:.6rem .7rem;font:inherit;color:inherit;background:trans
 border:1px solid var(--line);border-radius:6px}
 input:focus{outline:2px solid var(--accent);outline-offset:1px}
 .hint{margin:.35rem 0 0;color:var(--muted);font-size:.85rem}
+fieldset{margin:1.25rem 0 0;padding:.25rem 1rem 1rem;border:1px solid var(--line);border-radius:8px}
+fieldset.needed{border:2px solid var(--warn-line)}
+legend{padding:0 .35rem;font-size:.9rem;color:var(--muted)}
+label.check{display:flex;gap:.5rem;align-items:center;font-weight:400}
+label.check input{width:auto}
 button{margin-top:1.5rem;width:100%;padding:.7rem;font:inherit;font-weight:600;cursor:pointer;
 color:var(--accent-fg);background:var(--accent);border:0;border-radius:6px}
 .meta{margin:1.25rem 0 0;color:var(--muted);font-size:.85rem}

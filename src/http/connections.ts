@@ -10,7 +10,12 @@ import type { Context } from "hono";
 
 const connectBody = z.strictObject({
   base_url: z.string().min(1).max(2048),
+  /** The Data Center PAT, or the Cloud API token. */
   pat: z.string().max(4096),
+  /** Jira Cloud: the Atlassian account's e-mail (the Basic user name). */
+  email: z.string().max(320).optional(),
+  /** Jira Cloud: `scoped` for an API token with scopes (found out anyway when not given). */
+  token_kind: z.enum(["classic", "scoped"]).optional(),
 });
 
 export function httpContext(c: Context<AppEnv>): RequestContext {

@@ -3,6 +3,7 @@ import type { MiddlewareHandler } from "hono";
 import { AppError } from "../errors.ts";
 import { newRequestId } from "../ids.ts";
 import { DEV_USER, type User, type UserStore } from "../users/users.ts";
+import type { SecretRegistry } from "../log.ts";
 
 export type AppVariables = {
   requestId: string;
@@ -33,9 +34,9 @@ export function hardenResponses(): MiddlewareHandler<AppEnv> {
  * production by the config) every request is the single user `dev`.
  */
 export function bearerAuth(
-  options: { mode: "tokens" | "dev"; users: UserStore },
+  options: { mode: "tokens" | "dev"; users: UserStore; secrets?: SecretRegistry },
 ): MiddlewareHandler<AppEnv> {
-  const { mode, users } = options;
+  const { mode, users, secrets } = options;
   return async function bearerAuthMiddleware(c, next) {
     if (mode === "dev") {
       c.set("user", { name: DEV_USER.name, admin: DEV_USER.admin });
@@ -53,6 +54,12 @@ export function bearerAuth(
       );
     }
     c.set("user", { name: user.name, admin: user.admin });
-    await next();
+    // Security: while this request runs, its bearer token is masked in every log line.
+    const release = secrets?.register(m![1]);
+    try {
+      await next();
+    } finally {
+      release?.();
+    }
   };
 }

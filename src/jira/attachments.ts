@@ -6,6 +6,7 @@
 import { z } from "zod";
 import { AppError } from "../errors.ts";
 import type { JiraClient } from "./client.ts";
+import { type JiraAuth, toAuth } from "./auth.ts";
 
 /** One attachment as sosvault reports it (DESIGN.md section 6, jira_list_attachments). */
 export interface AttachmentInfo {
@@ -88,14 +89,19 @@ export const jiraAttachmentSchema = z.object({
   size: z.number().int().nonnegative(),
   mimeType: z.string().nullish(),
   created: z.string().nullish(),
-  author: z.object({ name: z.string().nullish(), displayName: z.string().nullish() }).nullish(),
+  // Cloud authors carry accountId and displayName, no name.
+  author: z.object({
+    name: z.string().nullish(),
+    accountId: z.string().nullish(),
+    displayName: z.string().nullish(),
+  }).nullish(),
 }).transform((a): AttachmentInfo => ({
   id: String(a.id),
   filename: a.filename,
   size: a.size,
   mime_type: a.mimeType || "application/octet-stream",
   created: createdOrEmpty(a.created),
-  author: a.author?.displayName || a.author?.name || "",
+  author: a.author?.displayName || a.author?.name || a.author?.accountId || "",
 }));
 
 const issueSchema = z.object({
@@ -122,17 +128,18 @@ export function issueNotFoundMessage(issueKey: string): string {
 export async function listIssueAttachments(
   client: JiraClient,
   baseUrl: string,
-  pat: string,
+  pat: string | JiraAuth,
   issueKey: string,
   signal?: AbortSignal,
 ): Promise<{ issue_key: string; attachments: AttachmentInfo[] }> {
   const key = normaliseIssueKey(issueKey);
+  const auth = toAuth(baseUrl, pat);
   // Without fields=attachment some Jira versions leave the list empty (JIRA_FACTS A.3).
   const body = await client.getJson(
-    baseUrl,
-    `/rest/api/2/issue/${encodeURIComponent(key)}?fields=attachment`,
-    pat,
-    { notFound: issueNotFoundMessage(key) },
+    auth.apiBase,
+    `${auth.restPrefix}/issue/${encodeURIComponent(key)}?fields=attachment`,
+    auth,
+    { notFound: issueNotFoundMessage(key), scope: "read:jira-work" },
     signal,
   );
   const parsed = issueSchema.safeParse(body);
@@ -150,12 +157,14 @@ export async function listIssueAttachments(
 export async function attachmentSettings(
   client: JiraClient,
   baseUrl: string,
-  pat: string,
+  pat: string | JiraAuth,
   signal?: AbortSignal,
 ): Promise<{ enabled: boolean; uploadLimit: number | null }> {
-  const body = await client.getJson(baseUrl, "/rest/api/2/attachment/meta", pat, {
+  const auth = toAuth(baseUrl, pat);
+  const body = await client.getJson(auth.apiBase, `${auth.restPrefix}/attachment/meta`, auth, {
     notFound:
       "Jira has no attachment settings at this base URL: check the context path (for example https://host/jira)",
+    scope: "read:jira-work",
   }, signal);
   const parsed = metaSchema.safeParse(body);
   if (!parsed.success) {

@@ -1,11 +1,13 @@
 /**
- * Our thin Jira Server/Data Center REST v2 client (JIRA_FACTS.md section D). Bearer PAT only,
+ * Our thin Jira REST client (JIRA_FACTS.md section D). Data Center: Bearer PAT, REST v2; Cloud:
+ * Basic e-mail + API token, REST v3 (src/jira/auth.ts builds both; a bare string is a DC PAT),
  * redirects never followed, no cookies, a non-browser User-Agent; every answer is classified
  * by status, headers and content type into the contract's error codes, never by parsing HTML.
  */
 import { AppError } from "../errors.ts";
 import type { JiraTransport } from "./transport.ts";
-import { type JiraUser, myselfSchema } from "./schemas.ts";
+import { cloudMyselfSchema, type JiraUser, myselfSchema } from "./schemas.ts";
+import { type Deployment, type JiraAuth, toAuth } from "./auth.ts";
 
 export const USER_AGENT = "sosvault/0.1 (+jira-attachment-client)";
 
@@ -35,16 +37,87 @@ export class JiraClient {
   }
 
   /** The PAT probe: `/myself` cannot be reached anonymously, so a 200 proves the token. */
-  async myself(baseUrl: string, pat: string): Promise<JiraUser> {
-    const body = await this.getJson(baseUrl, "/rest/api/2/myself", pat, {
+  async myself(baseUrl: string, pat: string | JiraAuth): Promise<JiraUser> {
+    const auth = toAuth(baseUrl, pat);
+    const body = await this.getJson(auth.apiBase, `${auth.restPrefix}/myself`, auth, {
       notFound:
         "Jira has no REST API at this base URL: check the context path (for example https://host/jira)",
+      scope: "read:jira-user",
     });
-    const parsed = myselfSchema.safeParse(body);
+    // Cloud has no user names since the GDPR changes: the accountId is the stable identity.
+    const parsed = (auth.deployment === "cloud" ? cloudMyselfSchema : myselfSchema).safeParse(body);
     if (!parsed.success) {
       throw new AppError("upstream_unavailable", "Jira answered /myself with an unexpected body");
     }
     return parsed.data;
+  }
+
+  /**
+   * What kind of Jira answers at `baseUrl`, from `GET /rest/api/2/serverInfo` (deploymentType
+   * "Cloud", or "Server"/"DataCenter"), asked without any credential: nothing secret is sent
+   * before sosvault knows where it is going. Undefined when the answer does not say (an SSO
+   * gateway, an instance that hides serverInfo); network and TLS failures are thrown, as the
+   * probe with the credential would meet them too.
+   */
+  async deploymentOf(baseUrl: string): Promise<Deployment | undefined> {
+    const res = await this.sendAnonymous(baseUrl + "/rest/api/2/serverInfo");
+    const body = await readSmallJson(res);
+    const type = (body as { deploymentType?: unknown } | undefined)?.deploymentType;
+    if (type === "Cloud") return "cloud";
+    if (type === "Server" || type === "DataCenter") return "data_center";
+    return undefined;
+  }
+
+  /**
+   * The site's cloudId from `{site}/_edge/tenant_info` (public, no credential): the gateway
+   * route of scoped tokens needs it.
+   */
+  async cloudIdOf(siteUrl: string): Promise<string> {
+    const res = await this.sendAnonymous(new URL("/_edge/tenant_info", siteUrl).href);
+    const body = await readSmallJson(res);
+    const id = (body as { cloudId?: unknown } | undefined)?.cloudId;
+    if (typeof id !== "string" || !/^[0-9a-fA-F-]{8,64}$/.test(id)) {
+      throw new AppError(
+        "upstream_unavailable",
+        "the Jira Cloud site did not tell its cloudId (/_edge/tenant_info), which a scoped API token needs: check base_url, or use a classic API token",
+      );
+    }
+    return id;
+  }
+
+  /**
+   * Whether a scoped Cloud token may add attachments, without adding one: an empty multipart
+   * POST to issue id 0, which no Jira has. The gateway refuses a missing scope before Jira runs
+   * (401/403 "scope does not match"); any other answer (404, 400, 415) means the scope is there.
+   */
+  async probeWriteScope(auth: JiraAuth): Promise<void> {
+    const boundary = "sosvault-scope-probe";
+    const res = await this.send(auth.apiBase, `${auth.restPrefix}/issue/0/attachments`, auth, {
+      method: "POST",
+      headers: { "Content-Type": `multipart/form-data; boundary=${boundary}` },
+      body: `--${boundary}--\r\n`,
+    });
+    // Security: the body is only tested, never copied.
+    const prefix = res.status === 401 || res.status === 403 ? await readPrefix(res) : "";
+    await res.body?.cancel().catch(() => {});
+    if (/scope does not match/i.test(prefix)) throw missingScope("write:jira-work");
+  }
+
+  /** One credential-free GET, same client rules (no redirects, our User-Agent, the timeout). */
+  async sendAnonymous(url: string): Promise<Response> {
+    const signal = AbortSignal.timeout(this.#o.timeoutMs);
+    try {
+      return await this.#o.transport(
+        new Request(url, {
+          method: "GET",
+          headers: { "Accept": "application/json", "User-Agent": USER_AGENT },
+          redirect: "manual",
+          signal,
+        }),
+      );
+    } catch (err) {
+      throw transportFailure(err);
+    }
   }
 
   /**
@@ -54,16 +127,17 @@ export class JiraClient {
   async getJson(
     baseUrl: string,
     path: string,
-    pat: string,
-    messages: { notFound?: string; forbidden?: string } = {},
+    pat: string | JiraAuth,
+    messages: JiraMessages = {},
     signal?: AbortSignal,
   ): Promise<unknown> {
+    const auth = toAuth(baseUrl, pat);
     for (let attempt = 0;; attempt++) {
       // Security: no request, first or retried, goes out with the PAT once the use is aborted.
       signal?.throwIfAborted();
       let res: Response;
       try {
-        res = await this.send(baseUrl, path, pat, { method: "GET", signal });
+        res = await this.send(baseUrl, path, auth, { method: "GET", signal });
       } catch (err) {
         if (attempt < this.#o.retries && !signal?.aborted) {
           await this.#o.sleep(backoff(attempt));
@@ -79,14 +153,19 @@ export class JiraClient {
           continue;
         }
       }
-      return await readJsonOrThrow(res, messages, pat);
+      return await readJsonOrThrow(res, messages, auth);
     }
   }
 
   /** One request to `{baseUrl}{path}`. Throws upstream_unavailable on network/TLS/timeout. */
-  async send(baseUrl: string, path: string, pat: string, init: RequestInit): Promise<Response> {
+  async send(
+    baseUrl: string,
+    path: string,
+    pat: string | JiraAuth,
+    init: RequestInit,
+  ): Promise<Response> {
     const headers = new Headers(init.headers);
-    headers.set("Authorization", `Bearer ${pat}`);
+    headers.set("Authorization", toAuth(baseUrl, pat).authorization);
     headers.set("Accept", "application/json");
     headers.set("User-Agent", USER_AGENT);
     // Jira's XSRF filter also guards bodyless mutations; harmless on GETs.
@@ -100,18 +179,44 @@ export class JiraClient {
       );
     } catch (err) {
       if (init.signal?.aborted) throw init.signal.reason;
-      const timedOut = err instanceof DOMException && err.name === "TimeoutError";
-      // The underlying error text can contain the URL but never headers; still, keep it in
-      // `detail` (server log only) and give the client a fixed message.
-      throw new AppError(
-        "upstream_unavailable",
-        timedOut
-          ? "Jira did not answer in time: try again later, or ask the operator to raise JIRA_TIMEOUT_SECONDS"
-          : "Jira could not be reached (network or TLS failure): check base_url, and that the Jira certificate is trusted (JIRA_CA_FILE)",
-        { detail: { error: String((err as Error)?.message ?? err) } },
-      );
+      throw transportFailure(err);
     }
   }
+}
+
+function transportFailure(err: unknown): AppError {
+  const timedOut = err instanceof DOMException && err.name === "TimeoutError";
+  // The underlying error text can contain the URL but never headers; still, keep it in
+  // `detail` (server log only) and give the client a fixed message.
+  return new AppError(
+    "upstream_unavailable",
+    timedOut
+      ? "Jira did not answer in time: try again later, or ask the operator to raise JIRA_TIMEOUT_SECONDS"
+      : "Jira could not be reached (network or TLS failure): check base_url, and that the Jira certificate is trusted (JIRA_CA_FILE)",
+    { detail: { error: String((err as Error)?.message ?? err) } },
+  );
+}
+
+/** A 2xx JSON answer of at most 64 KiB, else undefined (the body is then discarded). */
+async function readSmallJson(res: Response): Promise<unknown> {
+  if (res.status < 200 || res.status >= 300 || !isJson(res)) {
+    await res.body?.cancel();
+    return undefined;
+  }
+  const text = await res.text().catch(() => "");
+  if (text.length > 65536) return undefined;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Route-specific wording, and the Cloud scope a route needs (named when a token lacks it). */
+export interface JiraMessages {
+  notFound?: string;
+  forbidden?: string;
+  scope?: string;
 }
 
 const RETRYABLE = new Set([429, 502, 503, 504]);
@@ -122,8 +227,16 @@ function backoff(attempt: number): number {
 
 export function retryAfterMs(res: Response): number | undefined {
   const v = res.headers.get("retry-after");
-  if (!v) return undefined;
+  if (!v) return rateLimitResetMs(res);
   if (/^\d+$/.test(v.trim())) return Number(v.trim()) * 1000;
+  const at = Date.parse(v);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - Date.now());
+}
+
+/** Jira Cloud's `X-RateLimit-Reset` (ISO 8601), when a 429 came without Retry-After. */
+function rateLimitResetMs(res: Response): number | undefined {
+  const v = res.headers.get("x-ratelimit-reset");
+  if (!v) return undefined;
   const at = Date.parse(v);
   return Number.isNaN(at) ? undefined : Math.max(0, at - Date.now());
 }
@@ -138,10 +251,13 @@ function isJson(res: Response): boolean {
  */
 export async function readJsonOrThrow(
   res: Response,
-  messages: { notFound?: string; forbidden?: string } = {},
-  pat?: string,
+  messages: JiraMessages = {},
+  pat?: string | JiraAuth,
 ): Promise<unknown> {
   const status = res.status;
+  const auth = typeof pat === "string" ? undefined : pat;
+  const secrets = typeof pat === "string" ? [pat] : pat?.secrets ?? [];
+  const cloud = auth?.deployment === "cloud";
   const loginReason = (res.headers.get("x-seraph-loginreason") ?? "").toUpperCase();
   const anonymous = (res.headers.get("x-ausername") ?? "").toLowerCase() === "anonymous";
   if (status >= 200 && status < 300) {
@@ -153,7 +269,9 @@ export async function readJsonOrThrow(
       await res.body?.cancel();
       throw new AppError(
         "invalid_credentials",
-        "Jira did not accept the personal access token (it answered as an anonymous user): create a new token and reconnect",
+        cloud
+          ? "Jira Cloud did not accept the e-mail and API token (it answered as an anonymous user): check both, or create a new API token, and reconnect"
+          : "Jira did not accept the personal access token (it answered as an anonymous user): create a new token and reconnect",
       );
     }
     let text: string;
@@ -164,7 +282,7 @@ export async function readJsonOrThrow(
     }
     // Security: Jira data (a display name, a file name) reaches answers and the model. An
     // answer that quotes the token it was sent is refused whole rather than passed on.
-    if (pat && (text.includes(pat) || text.includes(pat.replaceAll("/", "\\/")))) {
+    if (secrets.some((p) => p && (text.includes(p) || text.includes(p.replaceAll("/", "\\/"))))) {
       throw new AppError(
         "upstream_unavailable",
         "Jira's answer contained the personal access token itself, so sosvault did not use it: tell the Jira administrator",
@@ -176,8 +294,24 @@ export async function readJsonOrThrow(
       throw new AppError("upstream_unavailable", "Jira sent a malformed JSON answer");
     }
   }
-  await res.body?.cancel();
+  const deniedReason = (res.headers.get("x-authentication-denied-reason") ?? "").toUpperCase();
+  // Security: the body is only tested for the gateway's scope refusal, never copied.
+  const prefix = cloud && (status === 401 || status === 403) ? await readPrefix(res) : "";
+  await res.body?.cancel().catch(() => {});
   if (status >= 300 && status < 400) throw new AppError("invalid_credentials", SSO_HINT);
+  if (/CAPTCHA/.test(deniedReason) || (cloud && /AUTHENTICATION_DENIED/.test(loginReason))) {
+    throw new AppError(
+      "invalid_credentials",
+      "Jira refused the login after earlier failed attempts (a CAPTCHA is now required): log in to Jira once in a browser, then reconnect",
+    );
+  }
+  if (cloud && /scope does not match/i.test(prefix)) throw missingScope(messages.scope);
+  if (status === 401 && cloud) {
+    throw new AppError(
+      "invalid_credentials",
+      "Jira Cloud rejected the e-mail and API token (wrong e-mail, or the token is invalid, expired or revoked; a scoped token must be marked as scoped): check both and reconnect",
+    );
+  }
   if (status === 401) {
     throw new AppError(
       "invalid_credentials",
@@ -223,4 +357,32 @@ export async function readJsonOrThrow(
     "upstream_unavailable",
     `Jira answered with HTTP ${status}: try again later, or ask the Jira administrator`,
   );
+}
+
+function missingScope(scope?: string): AppError {
+  return new AppError(
+    "forbidden",
+    `the scoped API token lacks a scope sosvault needs${
+      scope ? ` (${scope})` : ""
+    }: create a scoped token with read:jira-user, read:jira-work and write:jira-work, and reconnect`,
+  );
+}
+
+async function readPrefix(res: Response, max = 1024): Promise<string> {
+  const reader = res.body?.getReader();
+  if (!reader) return "";
+  let text = "";
+  const dec = new TextDecoder();
+  try {
+    while (text.length < max) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      text += dec.decode(value, { stream: true });
+    }
+  } catch {
+    return text;
+  } finally {
+    reader.cancel().catch(() => {});
+  }
+  return text.slice(0, max);
 }

@@ -23,6 +23,7 @@ import { once } from "node:events";
 import { z } from "zod";
 import { AppError } from "../errors.ts";
 import { readJsonOrThrow, USER_AGENT } from "./client.ts";
+import { type JiraAuth, toAuth } from "./auth.ts";
 import {
   type AttachmentInfo,
   issueNotFoundMessage,
@@ -33,7 +34,13 @@ import {
 export interface UploadRequest {
   baseUrl: string;
   issueKey: string;
+  /** The Data Center PAT, or (Cloud) the API token: scrubbed from every error's detail. */
   pat: string;
+  /**
+   * Cloud (or any non-default route): the auth scheme and REST route; `baseUrl` is then
+   * ignored in favour of `auth.apiBase`. Absent: Bearer `pat` on `{baseUrl}/rest/api/2`.
+   */
+  auth?: JiraAuth;
   filePath: string;
   /** The attachment's name in Jira. */
   filename: string;
@@ -177,9 +184,10 @@ interface Prepared {
 
 function prepare(req: UploadRequest): Prepared {
   const key = normaliseIssueKey(req.issueKey);
+  const auth = req.auth ?? toAuth(req.baseUrl, req.pat);
   let base: URL;
   try {
-    base = new URL(req.baseUrl);
+    base = new URL(auth.apiBase);
   } catch {
     throw new AppError("invalid_input", "base_url is not a valid URL");
   }
@@ -188,7 +196,7 @@ function prepare(req: UploadRequest): Prepared {
     throw new AppError("invalid_input", "base_url must use https");
   }
   // Security: a PAT with a control character or space could split the header.
-  if (!/^[\x21-\x7e]+$/.test(req.pat)) {
+  if (!/^[\x21-\x7e]+$/.test(req.pat) || !/^[\x21-\x7e]+ [\x21-\x7e]+$/.test(auth.authorization)) {
     throw new AppError(
       "invalid_credentials",
       "the stored personal access token is malformed: create a new token in Jira and reconnect",
@@ -198,14 +206,14 @@ function prepare(req: UploadRequest): Prepared {
     throw new AppError("artifact_invalid", "the artifact's size is not a byte count");
   }
   const envelope = multipartEnvelope(req.filename, req.size);
-  const url = `${req.baseUrl.replace(/\/+$/, "")}/rest/api/2/issue/${
+  const url = `${auth.apiBase.replace(/\/+$/, "")}${auth.restPrefix}/issue/${
     encodeURIComponent(key)
   }/attachments`;
   return {
     url,
     envelope,
     headers: {
-      "Authorization": `Bearer ${req.pat}`,
+      "Authorization": auth.authorization,
       // Jira's XSRF filter refuses multipart POSTs without it (JIRA_FACTS A.5).
       "X-Atlassian-Token": "no-check",
       "Accept": "application/json",
@@ -264,8 +272,10 @@ function progressReporter(req: UploadRequest): ProgressReporter {
 }
 
 /** Security: removes the PAT from text bound for the server log. */
-function scrub(text: string, pat: string): string {
-  return pat ? text.split(pat).join("[redacted]") : text;
+function scrub(text: string, pat: string, auth?: JiraAuth): string {
+  let out = pat ? text.split(pat).join("[redacted]") : text;
+  for (const s of auth?.secrets ?? []) if (s) out = out.split(s).join("[redacted]");
+  return out;
 }
 
 function idleError(idleTimeoutMs: number): AppError {
@@ -289,11 +299,15 @@ const BROKE_DURING_ANSWER =
   "the connection to Jira broke while it was answering the upload: the file may have been stored, so list the issue's attachments before trying again";
 
 /** A network, TLS or stream failure as the contract's error; the cause text stays in detail. */
-function transportError(err: unknown, pat: string, answered: boolean): AppError {
+function transportError(
+  err: unknown,
+  req: Pick<UploadRequest, "pat" | "auth">,
+  answered: boolean,
+): AppError {
   if (err instanceof AppError) return err;
   const e = err as { code?: unknown; message?: unknown; name?: unknown } | undefined;
   const code = typeof e?.code === "string" ? e.code : "";
-  const text = scrub(String(e?.message ?? err), pat);
+  const text = scrub(String(e?.message ?? err), req.pat, req.auth);
   const detail = { error: text, code, name: String(e?.name ?? "") };
   if (/CERT|SSL|TLS|HANDSHAKE/i.test(code) || /certificate|tls|handshake/i.test(text)) {
     return new AppError(
@@ -500,10 +514,10 @@ function sendWithHttps(
     try {
       request = https.request(url, { method: "POST", headers, ca, agent: false });
     } catch (err) {
-      fail(transportError(err, req.pat, false));
+      fail(transportError(err, req, false));
       return;
     }
-    request.on("error", (err) => fail(transportError(err, req.pat, answered)));
+    request.on("error", (err) => fail(transportError(err, req, answered)));
     request.on("response", (res) => {
       if (done) {
         res.destroy();
@@ -531,9 +545,9 @@ function sendWithHttps(
             }
             cleanup();
           });
-          res.on("error", (err) => fail(transportError(err, req.pat, true)));
+          res.on("error", (err) => fail(transportError(err, req, true)));
           res.on("close", () => {
-            if (!ended) fail(transportError(new Error("answer cut short"), req.pat, true));
+            if (!ended) fail(transportError(new Error("answer cut short"), req, true));
           });
         },
         pull() {
@@ -616,7 +630,7 @@ function sendWithHttps(
     };
     pump().catch((err) => {
       if (stopPump.signal.aborted && !(err instanceof AppError)) return;
-      fail(err instanceof AppError ? err : transportError(err, req.pat, answered));
+      fail(err instanceof AppError ? err : transportError(err, req, answered));
     });
   });
 }
@@ -709,11 +723,11 @@ export function inProcessUploader(handler: (req: Request) => Promise<Response>):
         handler(new Request(url, { method: "POST", headers, body })).then((res) => {
           if (res.type === "error") {
             // The fake dropping the connection (Response.error()).
-            reject(transportError(new Error("connection dropped"), req.pat, false));
+            reject(transportError(new Error("connection dropped"), req, false));
           } else {
             resolve({ status: res.status, headers: res.headers, body: res.body });
           }
-        }, (err) => reject(transportError(err, req.pat, false))).finally(() => {
+        }, (err) => reject(transportError(err, req, false))).finally(() => {
           req.signal.removeEventListener("abort", onAbort);
         });
       });
@@ -804,11 +818,15 @@ async function classify(res: UploadResponse, req: UploadRequest, key: string) {
       bytes = await readCapped(res.body, MAX_ANSWER_BYTES);
     } catch (err) {
       if (req.signal.aborted) throw req.signal.reason;
-      throw transportError(err, req.pat, true);
+      throw transportError(err, req, true);
     }
     const nullBody = status === 204 || status === 205;
     // The content type and X-AUSERNAME checks (an SSO page or an anonymous answer) live there.
-    const json = await readJsonOrThrow(new Response(nullBody ? null : bytes, { status, headers }));
+    const json = await readJsonOrThrow(
+      new Response(nullBody ? null : bytes, { status, headers }),
+      {},
+      req.auth,
+    );
     const parsed = uploadAnswerSchema.safeParse(json);
     if (!parsed.success || parsed.data.length === 0) {
       throw new AppError(
@@ -843,7 +861,8 @@ async function classify(res: UploadResponse, req: UploadRequest, key: string) {
   await readJsonOrThrow(new Response(res.body, { status, headers }), {
     forbidden: FORBIDDEN_MESSAGE,
     notFound: issueNotFoundMessage(key),
-  });
+    scope: "write:jira-work",
+  }, req.auth);
   throw new AppError("upstream_unavailable", `Jira answered the upload with HTTP ${status}`);
 }
 
@@ -862,13 +881,13 @@ export async function uploadAttachment(
     res = await uploader(req);
   } catch (err) {
     if (req.signal.aborted) throw req.signal.reason;
-    throw transportError(err, req.pat, false);
+    throw transportError(err, req, false);
   }
   try {
     return await classify(res, req, key);
   } catch (err) {
     if (req.signal.aborted) throw req.signal.reason;
     if (err instanceof AppError) throw err;
-    throw transportError(err, req.pat, true);
+    throw transportError(err, req, true);
   }
 }

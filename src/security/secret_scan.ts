@@ -129,6 +129,14 @@ export async function findSecretInText(
 }
 
 /**
+ * Synchronous pattern check of one string (layers 1 and 2 only, no known-secret check): the
+ * id of the first detector that matches, or null. The log pipeline masks with it.
+ */
+export function detectSecretPattern(text: string): string | null {
+  return detectPattern(scanVariants(String(text)));
+}
+
+/**
  * Candidate tokens the known-secret check is applied to: maximal runs of
  * `[A-Za-z0-9+/=_\-.:~]` delimited by anything else (whitespace, quotes, other punctuation),
  * kept when 20..512 characters long. Runs are also split at `:`, `.`, `~` and at a `=` that
@@ -431,6 +439,9 @@ const WORD_START = "(?<![A-Za-z0-9])";
 const TOKEN_START = "(?<![A-Za-z0-9_\\-])";
 
 const DETECTORS: readonly Detector[] = [
+  // Security: PEM private key blocks (RSA, EC, OpenSSH, PKCS#8, encrypted, PGP). First: the
+  // armour is unambiguous, while a key's random body can hold any other token's prefix.
+  regexDetector("private_key", /-----BEGIN[A-Z0-9 ]{0,40}PRIVATE KEY/i),
   // Security: Atlassian Cloud API tokens (the cloud counterpart of the PAT).
   regexDetector("atlassian_api_token", new RegExp(`${WORD_START}ATATT3[A-Za-z0-9_=\\-]{20,}`)),
   // Security: Atlassian access tokens.
@@ -493,8 +504,6 @@ const DETECTORS: readonly Detector[] = [
     "jwt",
     /(?<![A-Za-z0-9_\-])eyJ[A-Za-z0-9_\-]{1,8192}\.eyJ[A-Za-z0-9_\-]{1,65536}\./,
   ),
-  // Security: PEM private key blocks (RSA, EC, OpenSSH, PKCS#8, encrypted, PGP).
-  regexDetector("private_key", /-----BEGIN[A-Z0-9 ]{0,40}PRIVATE KEY/i),
   // Security: a private key pasted without its PEM armour: the fixed DER prefixes of PKCS#8
   // (RSA, EC, Ed25519/X25519/Ed448), PKCS#1 RSA and SEC1 EC keys in base64.
   regexDetector(

@@ -18,6 +18,8 @@ export interface SosJob {
   error: { code: ErrorCode; message: string } | null;
   started_at: string;
   finished_at: string | null;
+  /** The change approval it ran under, when the approval gate is on. */
+  approval?: { change_request: string; approver: string; signature_fingerprint?: string };
 }
 
 /** The job as tools show it. */

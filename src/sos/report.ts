@@ -15,6 +15,7 @@ import { JobStore, type PublicJob, type SosJob, toPublicJob } from "./jobs.ts";
 import type { CommandRunner } from "./runner.ts";
 import { ARCHIVE_NAME, parseArchivePath, parseChecksum, parseProgress } from "./output.ts";
 import { sosArgv } from "./sudoers.ts";
+import type { Approval, ApprovalGate, ApprovalInput } from "../approval/gate.ts";
 
 export interface SosServiceDeps {
   kv: Deno.Kv;
@@ -22,6 +23,8 @@ export interface SosServiceDeps {
   log: Logger;
   events: EventLog;
   consents: ConsentService;
+  /** The change-approval gate; its check is a no-op when the policy is off. */
+  approval: ApprovalGate;
   runner: CommandRunner;
   /** Absolute path of sos, resolved once at start; null when sos is not installed. */
   sosPath: string | null;
@@ -44,7 +47,12 @@ export class SosService {
   readonly #instance = randomId("inst_", 9);
   readonly #live = new Map<
     string,
-    { job: SosJob; done: Promise<void>; listeners: Set<(j: SosJob) => void> }
+    {
+      job: SosJob;
+      done: Promise<void>;
+      listeners: Set<(j: SosJob) => void>;
+      stop: AbortController;
+    }
   >();
 
   constructor(private d: SosServiceDeps) {
@@ -78,7 +86,7 @@ export class SosService {
 
   async generate(
     ctx: RequestContext,
-    input: { consent_token?: string },
+    input: { consent_token?: string } & ApprovalInput,
     hooks: GenerateHooks,
   ): Promise<PublicJob> {
     const event = {
@@ -86,6 +94,8 @@ export class SosService {
       user: ctx.user,
       request_id: ctx.requestId,
       source: ctx.source,
+      connection_id: input.connection_id,
+      change_request: safeKey(input.change_request),
     };
     try {
       if (!this.d.sosPath) {
@@ -97,7 +107,11 @@ export class SosService {
       // Operator problems first, so a human is not asked to consent to a run that cannot start.
       const argv = ["sudo", "-n", ...sosArgv(this.d.sosPath)];
       await this.checkSudo(argv);
+      // Before consent: a human is not asked to agree to a run the organisation has not approved.
+      const approval = await this.d.approval.check(ctx, input);
+      if (approval) Object.assign(event, auditOf(approval));
       await this.obtainConsent(ctx, input, hooks);
+      if (approval) await this.d.approval.claim(approval);
       const job: SosJob = {
         job_id: randomId("job_", 18),
         user: ctx.user,
@@ -111,6 +125,7 @@ export class SosService {
         error: null,
         started_at: this.d.clock().toISOString(),
         finished_at: null,
+        ...(approval ? { approval: auditOf(approval) } : {}),
       };
       if (!await this.#jobs.start(job)) {
         const holder = await this.#jobs.holder(this.d.host);
@@ -124,8 +139,9 @@ export class SosService {
         );
       }
       const listeners = new Set<(j: SosJob) => void>();
-      const done = this.run(job, argv, listeners);
-      this.#live.set(job.job_id, { job, done, listeners });
+      const stop = new AbortController();
+      const done = this.run(job, argv, listeners, stop.signal);
+      this.#live.set(job.job_id, { job, done, listeners, stop });
       const onUpdate = (j: SosJob) =>
         void hooks.progress(j.progress.done, j.progress.total, "sos report");
       listeners.add(onUpdate);
@@ -161,6 +177,20 @@ export class SosService {
   async ownedJob(ctx: RequestContext, jobId: string): Promise<SosJob> {
     await this.status(ctx, jobId);
     return this.#live.get(jobId)?.job ?? (await this.#jobs.get(jobId))!;
+  }
+
+  /**
+   * Stops this process's runs started under a change request (it left its approved status).
+   * Returns how many were stopped.
+   */
+  stopUnder(changeRequest: string, reason: string): number {
+    let n = 0;
+    for (const live of this.#live.values()) {
+      if (live.job.approval?.change_request !== changeRequest) continue;
+      live.stop.abort(reason);
+      n++;
+    }
+    return n;
   }
 
   /** Waits for every run this process started (tests, shutdown). */
@@ -215,6 +245,7 @@ export class SosService {
     job: SosJob,
     argv: string[],
     listeners: Set<(j: SosJob) => void>,
+    stop: AbortSignal,
   ): Promise<void> {
     let lastSave = 0;
     const update = (patch: Partial<SosJob>) => {
@@ -226,6 +257,7 @@ export class SosService {
     try {
       const result = await this.d.runner(argv, {
         timeoutMs: this.d.timeoutMs,
+        signal: stop,
         onLine: (line) => {
           const p = parseProgress(line);
           if (!p || p.done < job.progress.done) return;
@@ -238,7 +270,16 @@ export class SosService {
         },
       });
       const finished_at = this.d.clock().toISOString();
-      if (result.timedOut) {
+      if (result.stopped) {
+        update({
+          status: "failed",
+          finished_at,
+          error: {
+            code: "approval_required",
+            message: `sos was stopped: ${String(stop.reason)}`,
+          },
+        });
+      } else if (result.timedOut) {
         update({
           status: "failed",
           finished_at,
@@ -317,6 +358,7 @@ export class SosService {
         user: job.user,
         source: "mcp",
         error_code: job.error?.code,
+        ...job.approval,
       });
     }
   }
@@ -325,4 +367,19 @@ export class SosService {
 function lastLine(output: string): string {
   const lines = output.trim().split(/\r?\n/).filter((l) => l.trim());
   return (lines.at(-1) ?? "no output").slice(0, 300);
+}
+
+function auditOf(a: Approval): NonNullable<SosJob["approval"]> {
+  return {
+    change_request: a.change_request,
+    approver: a.approver,
+    ...(a.signature_fingerprint ? { signature_fingerprint: a.signature_fingerprint } : {}),
+  };
+}
+
+/** The CR key for the audit trail, only when it has an issue key's shape (never raw input). */
+function safeKey(key: string | undefined): string | undefined {
+  return key && /^[A-Za-z][A-Za-z0-9_]{1,254}-[1-9][0-9]{0,17}$/.test(key)
+    ? key.toUpperCase()
+    : undefined;
 }

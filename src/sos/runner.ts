@@ -36,12 +36,18 @@ export interface RunOptions {
   killGraceMs?: number;
   /** Each line of stdout and stderr as it arrives. */
   onLine?: (line: string) => void;
+  /** After the program exits, how long its pipes may stay open (held by a grandchild). */
+  drainMs?: number;
+  /** Aborting stops the program as a timeout does (TERM, then KILL). */
+  signal?: AbortSignal;
 }
 
 export interface RunResult {
   code: number | null;
   signal: string | null;
   timedOut: boolean;
+  /** Stopped because `signal` was aborted. */
+  stopped?: boolean;
   /** The last 64 KiB of combined output, for parsing and for the log. */
   output: string;
   /** Set when the program could not be started at all. */
@@ -60,9 +66,11 @@ export const processRunner: CommandRunner = async (argv, options) => {
     return { code: null, signal: null, timedOut: false, output: "", spawnError: spawnError(err) };
   }
   let output = "";
+  const drained = new AbortController();
   const pump = async (stream: ReadableStream<Uint8Array>) => {
     let partial = "";
-    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+    const text = stream.pipeThrough(new TextDecoderStream(), { signal: drained.signal });
+    for await (const chunk of text.values({ preventCancel: false })) {
       output = (output + chunk).slice(-TAIL);
       partial += chunk;
       const lines = partial.split(/\r\n|\r|\n/);
@@ -72,9 +80,10 @@ export const processRunner: CommandRunner = async (argv, options) => {
     if (partial) options.onLine?.(partial);
   };
   let timedOut = false;
+  let stopped = false;
   let killTimer: ReturnType<typeof setTimeout> | undefined;
-  const termTimer = setTimeout(() => {
-    timedOut = true;
+  const stop = () => {
+    if (killTimer) return;
     try {
       child.kill("SIGTERM");
     } catch { /* already gone */ }
@@ -84,11 +93,39 @@ export const processRunner: CommandRunner = async (argv, options) => {
         child.kill("SIGKILL");
       } catch { /* already gone */ }
     }, options.killGraceMs ?? 10_000);
+  };
+  const termTimer = setTimeout(() => {
+    timedOut = true;
+    stop();
   }, options.timeoutMs);
-  const [status] = await Promise.all([child.status, pump(child.stdout), pump(child.stderr)]);
+  const onAbort = () => {
+    stopped = true;
+    stop();
+  };
+  if (options.signal?.aborted) onAbort();
+  options.signal?.addEventListener("abort", onAbort, { once: true });
+  const pumps = Promise.all([pump(child.stdout), pump(child.stderr)]).catch(() => {});
+  const status = await child.status;
+  // A grandchild can outlive the child and keep the pipes open: sos, when sudo was KILLed
+  // because sos hung on TERM. Its output no longer matters; the run must still end.
+  let drainTimer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([
+    pumps,
+    new Promise((r) => (drainTimer = setTimeout(r, options.drainMs ?? 5_000))),
+  ]);
+  clearTimeout(drainTimer);
+  drained.abort();
+  await pumps;
   clearTimeout(termTimer);
   clearTimeout(killTimer);
-  return { code: status.signal ? null : status.code, signal: status.signal, timedOut, output };
+  options.signal?.removeEventListener("abort", onAbort);
+  return {
+    code: status.signal ? null : status.code,
+    signal: status.signal,
+    timedOut,
+    stopped,
+    output,
+  };
 };
 
 /** Streams a program's stdout into a writable, for `sudo -n cat <archive>`. */

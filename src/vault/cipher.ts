@@ -29,6 +29,8 @@ export interface VaultKey {
   window: KeyObject;
   /** Secret base of the rolling prefilter of those windows (a number below 2^26). */
   windowBase: number;
+  /** Signs the security event chain (security/event_chain.ts); its own HKDF label. */
+  events: CryptoKey;
 }
 
 export interface Keyring {
@@ -59,10 +61,11 @@ export async function deriveVaultKey(masterKey: Uint8Array): Promise<VaultKey> {
   const master = await crypto.subtle.importKey("raw", masterKey as BufferSource, "HKDF", false, [
     "deriveBits",
   ]);
-  const [encBytes, fpBytes, idBytes, windowBytes] = await Promise.all([
+  const [encBytes, fpBytes, idBytes, evBytes, windowBytes] = await Promise.all([
     hkdf(master, "sosvault/pat-encryption/v1", 32),
     hkdf(master, "sosvault/pat-fingerprint/v1", 32),
     hkdf(master, "sosvault/key-id/v1", 6),
+    hkdf(master, "sosvault/event-chain/v1", 32),
     hkdf(master, "sosvault/known-secret-window/v1", 32),
   ]);
   const baseBytes = await hkdf(master, "sosvault/known-secret-prefilter/v1", 4);
@@ -79,9 +82,17 @@ export async function deriveVaultKey(masterKey: Uint8Array): Promise<VaultKey> {
     false,
     ["sign"],
   );
+  const events = await crypto.subtle.importKey(
+    "raw",
+    evBytes as BufferSource,
+    { name: "HMAC", hash: "SHA-256" },
+    false,
+    ["sign", "verify"],
+  );
   encBytes.fill(0);
   fpBytes.fill(0);
-  return { kid: "k" + toHex(idBytes), encrypt, fingerprint, window, windowBase };
+  evBytes.fill(0);
+  return { kid: "k" + toHex(idBytes), encrypt, fingerprint, events, window, windowBase };
 }
 
 export async function createKeyring(current: Uint8Array, previous?: Uint8Array): Promise<Keyring> {

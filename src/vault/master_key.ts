@@ -8,6 +8,9 @@ const SHAPE = "32 random bytes as base64 (44 characters) or hex (64 characters)"
  */
 export async function resolveMasterKey(source: MasterKeySource): Promise<Uint8Array> {
   switch (source.kind) {
+    case "vault":
+      // Fetched with its token's life cycle by runtime.ts (vault/vault_source.ts).
+      throw new Error("a Vault key source is opened by openServices, not resolveMasterKey");
     case "value":
       return source.bytes;
     case "file": {

@@ -17,19 +17,11 @@ import { ConfigError } from "../config.ts";
 import type { Clock } from "../clock.ts";
 import type { ConnectionStore } from "../connections/store.ts";
 import { kvKeys } from "../kv_keys.ts";
-import type { Logger } from "../log.ts";
+import type { Logger, SecretRegistry } from "../log.ts";
 import type { EventLog } from "../security/events.ts";
-import {
-  DecryptError,
-  type Envelope,
-  fingerprint,
-  keyFor,
-  type Keyring,
-  open,
-  patAad,
-  seal,
-} from "./cipher.ts";
+import { DecryptError, type Envelope, keyFor, type Keyring, open, patAad, seal } from "./cipher.ts";
 import { resealSentinel } from "./sentinel.ts";
+import { secretFingerprints } from "../connections/credential.ts";
 
 export interface RotationDeps {
   kv: Deno.Kv;
@@ -38,6 +30,7 @@ export interface RotationDeps {
   clock: Clock;
   events: EventLog;
   log: Logger;
+  secrets?: SecretRegistry;
 }
 
 export interface RotationReport {
@@ -55,8 +48,14 @@ export interface RotationReport {
   busy: string[];
   /** Whether this run moved the vault sentinel to the current key. */
   sentinelResealed: boolean;
-  /** Every envelope and the sentinel are under the current key. */
+  /** Every envelope and the sentinel are under the current key, and so is the event chain. */
   complete: boolean;
+  /**
+   * The security event chain re-signed with the current key, so it stays verifiable once the
+   * previous key is gone. `broken`: the chain does not verify (see `events verify`); entries
+   * from the break on keep their old signatures and do not hold the rotation up.
+   */
+  events: { resigned: number; left: number; broken: boolean };
 }
 
 type Outcome = "rotated" | "current" | "skipped" | "undecryptable" | "busy" | "gone";
@@ -90,6 +89,8 @@ export async function rotateKey(d: RotationDeps): Promise<RotationReport> {
 
   let left = 0;
   for await (const { kid } of d.store.allEnvelopeKids()) if (kid !== current.kid) left++;
+  const events = await d.events.resign();
+  const eventsDone = events.left === 0 || events.broken;
   let sentinelResealed = false;
   if (left === 0 && undecryptable.length === 0 && busy.length === 0) {
     const sentinel = await d.kv.get<Envelope>(kvKeys.vaultSentinel());
@@ -107,7 +108,8 @@ export async function rotateKey(d: RotationDeps): Promise<RotationReport> {
     undecryptable,
     busy,
     sentinelResealed,
-    complete: left === 0 && undecryptable.length === 0 && busy.length === 0,
+    complete: left === 0 && undecryptable.length === 0 && busy.length === 0 && eventsDone,
+    events,
   };
   d.log.info("key_rotation", {
     current_kid: report.currentKid,
@@ -117,6 +119,9 @@ export async function rotateKey(d: RotationDeps): Promise<RotationReport> {
     skipped: report.skipped,
     undecryptable: undecryptable.length,
     busy: busy.length,
+    events_resigned: events.resigned,
+    events_left: events.left,
+    event_chain_broken: events.broken,
     complete: report.complete,
   });
   return report;
@@ -170,16 +175,32 @@ async function rotateOne(d: RotationDeps, id: string): Promise<Outcome> {
       d.log.error("decrypt_failed", { connection_id: id, reason: err.reason, kid: err.kid });
       return "undecryptable";
     }
-    const sealed = await seal(current, pat, aad);
-    const patFp = await fingerprint(current, pat);
+    await d.events.record({
+      type: "credential_use",
+      outcome: "success",
+      user: r.user,
+      connection_id: id,
+      request_id: "rotate-key",
+      source: "cli",
+      purpose: "rotate",
+    });
+    const release = d.secrets?.register(pat);
+    let sealed;
+    try {
+      sealed = await seal(current, pat, aad);
+    } finally {
+      release?.();
+    }
+    // Cloud envelopes hold e-mail and token together; the fingerprints are of the token forms.
+    const fps = await secretFingerprints(current, r.deployment, pat);
     const done = await d.store.rewrap(
       record,
       envelope,
       sealed,
       {
         key_version: current.kid,
-        pat_fp: patFp,
-        known_secrets: KnownSecrets.fingerprint(current, secretsOfConnection(pat)),
+        ...fps,
+        known_secrets: KnownSecrets.fingerprint(current, secretsOfConnection(pat, r.deployment)),
       },
       d.clock().getTime(),
     );

@@ -158,6 +158,12 @@ Deno.test("two sosvault processes on one KV file: concurrent connects and revoke
     } finally {
       kv.close();
     }
+    // Both processes appended to one signed event chain: no seq shared, none skipped.
+    const verify = await runSosvault(dir, ["events", "verify", "--json"], env);
+    assert.equal(verify.code, 0, verify.stdout + verify.stderr);
+    const report = JSON.parse(verify.stdout);
+    assert.equal(report.first_seq, 1);
+    assert.ok(report.verified >= 100 + revoked.size, `verified ${report.verified}`);
   } finally {
     await stopBoth();
     await jira.close();

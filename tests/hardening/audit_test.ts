@@ -3,6 +3,7 @@
  * expire, a refused ownership check, a decryption failure, a refused secret, a consent —
  * leaves exactly one event of its own type, with the required fields, the request id the
  * client was given, and never a secret. A refusal for ownership adds exactly one `denied`.
+ * Every decryption of a PAT adds one `credential_use` event naming its purpose (issue 15).
  * (Fail-closed when the event store is down is not implemented: see SECURITY.md.)
  */
 import assert from "node:assert/strict";
@@ -47,7 +48,10 @@ Deno.test("every action leaves exactly one event of its type, with the required 
     return fresh.reverse();
   };
   const shape = (e: SecurityEvent) => {
-    assert.deepEqual(Object.keys(e).sort(), FIELDS);
+    assert.deepEqual(
+      Object.keys(e).sort(),
+      e.type === "credential_use" ? [...FIELDS, "purpose"].sort() : FIELDS,
+    );
     assert.match(e.time, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
     assert.match(e.request_id ?? "", /^req_/);
     assert.ok(["success", "failure"].includes(e.outcome));
@@ -87,15 +91,17 @@ Deno.test("every action leaves exactly one event of its type, with the required 
     got = await during(() =>
       w.server.call("GET", `/api/jira/connections/${id}?verify=1`, { token: w.alice.token })
     );
-    assert.deepEqual(types(got), ["verify:success"]);
-    assert.equal(got[0].connection_id, id);
+    assert.deepEqual(types(got), ["credential_use:success", "verify:success"]);
+    assert.ok(got.every((e) => e.connection_id === id));
+    assert.equal(got.find((e) => e.type === "credential_use")!.purpose, "verify");
 
     // list and attach, over MCP, with the issue key
     got = await during(() =>
       mcp.call("jira_list_attachments", { connection_id: id, issue_key: "sup-1" })
     );
-    assert.deepEqual(types(got), ["list:success"]);
-    assert.deepEqual([got[0].issue_key, got[0].source], ["SUP-1", "mcp"]);
+    assert.deepEqual(types(got), ["credential_use:success", "list:success"]);
+    assert.deepEqual([got[1].issue_key, got[1].source], ["SUP-1", "mcp"]);
+    assert.deepEqual([got[0].purpose, got[0].user, got[0].source], ["list", "alice", "mcp"]);
     got = await during(() =>
       mcp.call("jira_attach_artifact", {
         connection_id: id,
@@ -103,7 +109,8 @@ Deno.test("every action leaves exactly one event of its type, with the required 
         artifact_ref: `${dir}/a.txt`,
       })
     );
-    assert.deepEqual(types(got), ["attach:success"]);
+    assert.deepEqual(types(got), ["attach:success", "credential_use:success"]);
+    assert.equal(got.find((e) => e.type === "credential_use")!.purpose, "attach");
     got = await during(() =>
       mcp.call("jira_attach_artifact", {
         connection_id: id,
@@ -172,6 +179,8 @@ Deno.test("every action leaves exactly one event of its type, with the required 
 
     const all = await events.list({ limit: 1000 });
     for (const e of all) shape(e);
+    const chain = await events.verify();
+    assert.deepEqual([chain.ok, chain.verified], [true, all.length], "the chain holds every event");
     const needles = needlesOf([w.alice.pat, w.bob.pat]);
     assertNoLeak(JSON.stringify(all), needles, "the events");
     const logged = w.server.logs.filter((l) => l.includes('"msg":"security_event"'));

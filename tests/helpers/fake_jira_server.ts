@@ -14,6 +14,8 @@ export interface StartFakeJiraOptions extends FakeJiraSettings {
   tls?: "trusted" | "rogue";
   /** Serve this fake instead of a new one. */
   jira?: FakeJira;
+  /** Serve this handler (e.g. the fake Jira Cloud) instead of a Data Center fake. */
+  handler?: (req: Request) => Promise<Response>;
 }
 
 export interface RunningFakeJira {
@@ -36,7 +38,7 @@ export async function testHttpClient(): Promise<Deno.HttpClient> {
 }
 
 export async function startFakeJira(options: StartFakeJiraOptions = {}): Promise<RunningFakeJira> {
-  const { tls = "trusted", jira: given, ...settings } = options;
+  const { tls = "trusted", jira: given, handler, ...settings } = options;
   const jira = given ?? createFakeJira(settings);
   const prefix = tls === "rogue" ? "rogue-server" : "server";
   const [cert, key] = await Promise.all([
@@ -66,7 +68,7 @@ export async function startFakeJira(options: StartFakeJiraOptions = {}): Promise
         headers: req.headers,
         body: req.body,
       });
-      const res = await jira.fetch(forwarded);
+      const res = await (handler ? handler(forwarded) : jira.fetch(forwarded));
       if (res.type === "error") {
         const link = links.get(info.remoteAddr.port);
         if (link) closeLink(link);

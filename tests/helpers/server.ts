@@ -56,6 +56,10 @@ export interface StartOptions {
   sosWaitMs?: number;
   sosTimeoutMs?: number;
   sosCandidates?: string[];
+  /** Where scoped Jira Cloud tokens go (the fake Cloud's origin in tests). */
+  cloudGatewayUrl?: string;
+  /** SOSVAULT_KEY_SOURCE=vault: how to reach the fake Vault (default: VAULT_CACERT). */
+  vaultFetch?: (req: Request) => Promise<Response>;
 }
 
 export async function startServer(options: StartOptions = {}): Promise<TestServer> {
@@ -80,6 +84,10 @@ export async function startServer(options: StartOptions = {}): Promise<TestServe
     sosWaitMs: options.sosWaitMs,
     sosTimeoutMs: options.sosTimeoutMs,
     sosCandidates: options.sosCandidates,
+    cloudGatewayUrl: options.cloudGatewayUrl,
+    vaultFetch: options.vaultFetch,
+    // Tests move their clock and call services.vault.step() themselves: no real-time timers.
+    vaultAutoRenew: false,
     logSink: (line) => {
       logs.push(line);
       logFile.writeSync(enc.encode(line + "\n"));
@@ -117,6 +125,7 @@ export async function startServer(options: StartOptions = {}): Promise<TestServe
     },
     async close() {
       await server.shutdown();
+      services.vault?.close();
       services.kv.close();
       logFile.close();
       respFile.close();

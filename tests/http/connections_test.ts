@@ -36,6 +36,7 @@ Deno.test("POST /api/jira/connections verifies the PAT with Jira and returns onl
       "base_url",
       "connection_id",
       "created_at",
+      "deployment",
       "expires_at",
       "jira_user",
       "key_version",
@@ -46,6 +47,8 @@ Deno.test("POST /api/jira/connections verifies the PAT with Jira and returns onl
     assert.match(c.connection_id, /^jc_[A-Za-z0-9_-]{32}$/);
     assert.equal(c.status, "connected");
     assert.equal(c.base_url, w.jira.url);
+    // Issue 12: every connection says its kind; this Jira's serverInfo says "Server".
+    assert.equal(c.deployment, "data_center");
     assert.deepEqual(c.jira_user, { name: "alice.jira", display_name: "Alice Example" });
     assert.match(c.created_at, ISO);
     assert.equal(Date.parse(c.expires_at) - Date.parse(c.created_at), 28800 * 1000);

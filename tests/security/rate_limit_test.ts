@@ -261,3 +261,82 @@ Deno.test("SOSVAULT_RATE_CONNECT and SOSVAULT_RATE_TOOLS parse as <count>/<secon
     }
   }
 });
+
+/** A KV handle that counts the commits made through it. */
+function countingCommits(kv: Deno.Kv): { kv: Deno.Kv; commits: () => number } {
+  let n = 0;
+  const wrapped = new Proxy(kv, {
+    get(target, prop) {
+      if (prop === "atomic") {
+        return () => {
+          const op = target.atomic();
+          const commit = op.commit.bind(op);
+          op.commit = () => {
+            n++;
+            return commit();
+          };
+          return op;
+        };
+      }
+      const v = Reflect.get(target, prop);
+      return typeof v === "function" ? v.bind(target) : v;
+    },
+  });
+  return { kv: wrapped, commits: () => n };
+}
+
+Deno.test("RateLimiter.take() spends a burst of one budget in few transactions, first come first served", async () => {
+  const kv = await Deno.openKv(`${await freshDir("rate")}/rate.kv`);
+  try {
+    const clock = new TestClock();
+    const counted = countingCommits(kv);
+    const limiter = new RateLimiter(counted.kv, clock.now, {
+      connect: { count: 0, seconds: 60 },
+      tool: { count: 40, seconds: 60 },
+    });
+    const order: string[] = [];
+    await Promise.all(Array.from({ length: 64 }, (_, i) =>
+      limiter.take("tool", "alice").then(
+        () => order.push(`ok${i}`),
+        (err) => order.push(err instanceof AppError ? `${err.code}${i}` : `unexpected ${err}`),
+      )));
+    const granted = order.filter((o) => o.startsWith("ok")).map((o) => Number(o.slice(2)));
+    assert.equal(granted.length, 40);
+    assert.deepEqual(granted.sort((x, y) => x - y), Array.from({ length: 40 }, (_, i) => i));
+    assert.ok(counted.commits() <= 3, `${counted.commits()} commits for one burst`);
+    // The refusals say when the next call fits: one interval (1.5 s) from now → 2 s.
+    await assert.rejects(limiter.take("tool", "alice"), (err: AppError) => {
+      assert.equal(err.code, "rate_limited");
+      assert.equal(err.retryAfter, 2);
+      return true;
+    });
+    clock.advance(1_500);
+    await limiter.take("tool", "alice");
+  } finally {
+    kv.close();
+  }
+});
+
+Deno.test("RateLimiter.take() counts another instance's spending even between its own commits", async () => {
+  const path = `${await freshDir("rate")}/rate.kv`;
+  const a = await Deno.openKv(path);
+  const b = await Deno.openKv(path);
+  try {
+    const clock = new TestClock();
+    const limits = { connect: { count: 0, seconds: 60 }, tool: { count: 6, seconds: 60 } };
+    const one = new RateLimiter(a, clock.now, limits);
+    const other = new RateLimiter(b, clock.now, limits);
+    // Strictly alternating, so `one` always holds a copy of its own last write that `other`
+    // has since made stale.
+    const outcomes: string[] = [];
+    for (let i = 0; i < 10; i++) {
+      outcomes.push(
+        await (i % 2 ? other : one).take("tool", "alice").then(() => "ok", (e) => e.code),
+      );
+    }
+    assert.deepEqual(outcomes, [...Array(6).fill("ok"), ...Array(4).fill("rate_limited")]);
+  } finally {
+    a.close();
+    b.close();
+  }
+});

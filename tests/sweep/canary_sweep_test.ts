@@ -2,6 +2,9 @@
  * Runs after the whole suite (see the `test` task): every canary PAT the suite used must
  * appear nowhere it left behind — recorded HTTP responses, server logs, process output, and
  * the raw bytes of every KV file on disk — in any common encoding, or as any 12-character piece.
+ * Jira Cloud canaries (tests/helpers/canary.ts) add API tokens and the random local part of
+ * e-mails to that list, and whole e-mails and `email:token` pairs (and so the base64 a Basic
+ * header carries) to canaries-whole.txt, swept in every whole-value form.
  */
 import assert from "node:assert/strict";
 import { OUT_DIR } from "../helpers/paths.ts";
@@ -39,11 +42,18 @@ async function* files(dir: string): AsyncGenerator<string> {
 Deno.test("no canary PAT appears in any response, log, output or KV byte the suite left behind", async () => {
   const canaries = (await Deno.readTextFile(`${OUT_DIR}/canaries.txt`)).split("\n").filter(Boolean);
   assert.ok(canaries.length >= 10, `the suite registered ${canaries.length} canaries`);
-  const needles = canaries.flatMap((c) => [...forms(c), ...pieces(c)]);
+  const whole = await Deno.readTextFile(`${OUT_DIR}/canaries-whole.txt`).then(
+    (t) => t.split("\n").filter(Boolean),
+    () => [] as string[],
+  );
+  const needles = [
+    ...canaries.flatMap((c) => [...forms(c), ...pieces(c)]),
+    ...whole.flatMap((c) => forms(c)),
+  ];
   let scanned = 0, kvFiles = 0;
   const hits: string[] = [];
   for await (const path of files(OUT_DIR)) {
-    if (path.endsWith("/canaries.txt")) continue;
+    if (path.endsWith("/canaries.txt") || path.endsWith("/canaries-whole.txt")) continue;
     const text = new TextDecoder("latin1").decode(await Deno.readFile(path));
     scanned++;
     if (/\.kv(-wal|-shm)?$/.test(path)) kvFiles++;
@@ -61,4 +71,12 @@ Deno.test("the sweep itself finds a canary that is there (it can fail)", () => {
   const leaked = `{"log":"${encodeURIComponent(pat)}"}`;
   assert.ok(forms(pat).some((f) => leaked.includes(f)));
   assert.ok(pieces(pat).some((p) => `...${pat.slice(5, 20)}...`.includes(p)));
+});
+
+Deno.test("the sweep finds a Cloud credential's Basic header value and its e-mail", () => {
+  const pair = "c0123456789abcdef01234567@canary.example.org:ATATT3xyzxyzxyzxyzxyzxyz=0A1B2C3D";
+  const header = `Authorization: Basic ${btoa(pair)}`;
+  assert.ok(forms(pair).some((f) => header.includes(f)));
+  const email = pair.slice(0, pair.indexOf(":"));
+  assert.ok(forms(email).some((f) => `{"to":"${encodeURIComponent(email)}"}`.includes(f)));
 });

@@ -41,6 +41,12 @@ import type {
   RecordedRequest,
 } from "./_types.ts";
 import { readSome, readUpload } from "./_upload.ts";
+import {
+  type FakeChangeRequestInit,
+  FakeCrData,
+  type FakeRoleInit,
+  type FakeWebhookOptions,
+} from "./_cr.ts";
 
 /** The demo issue every mock-mode user can attach to. */
 export const MOCK_ATTACHABLE_ISSUE = "DEMO-1";
@@ -89,6 +95,7 @@ export function createFakeJira(settings: FakeJiraSettings = {}): FakeJira {
 class FakeJiraServer implements FakeJira {
   #settings: FakeJiraSettings;
   #state = new FakeJiraState();
+  #cr = new FakeCrData();
   #mode: FakeJiraMode = "normal";
   #requests: RecordedRequest[] = [];
   #requestSeq = 0;
@@ -100,6 +107,9 @@ class FakeJiraServer implements FakeJira {
     ["DELETE", /^\/rest\/api\/2\/attachment\/([^/]+)$/, (x, m) => this.#deleteAttachment(x, m[1])],
     ["GET", /^\/rest\/api\/2\/issue\/([^/]+)$/, (x, m) => this.#getIssue(x, m[1])],
     ["POST", /^\/rest\/api\/2\/issue\/([^/]+)\/attachments$/, (x, m) => this.#upload(x, m[1])],
+    ["GET", /^\/rest\/api\/2\/project\/([^/]+)\/role$/, (x, m) => this.#roles(x, m[1])],
+    ["GET", /^\/rest\/api\/2\/project\/([^/]+)\/role\/(\d+)$/, (x, m) => this.#role(x, m[1], m[2])],
+    ["GET", /^\/rest\/api\/2\/user$/, (x) => this.#user(x)],
   ];
 
   constructor(settings: FakeJiraSettings) {
@@ -140,6 +150,33 @@ class FakeJiraServer implements FakeJira {
 
   addIssue(i: FakeIssueInit): void {
     this.#state.addIssue(i, () => this.#jiraNow());
+  }
+
+  addChangeRequest(init: FakeChangeRequestInit): void {
+    this.addIssue({ key: init.key, summary: `Change ${init.key}`, browsers: init.browsers });
+    this.#cr.add(init);
+  }
+
+  transition(key: string, to: string, by: string): void {
+    const user = this.#state.users.get(by);
+    if (!user) throw new Error(`Fake Jira has no user named ${by}`);
+    this.#cr.transition(key, to, user, this.#jiraNow());
+  }
+
+  setField(key: string, field: string, value: unknown): void {
+    this.#cr.setField(key, field, value);
+  }
+
+  addProjectRole(project: string, name: string, init: FakeRoleInit): void {
+    this.#cr.addRole(project, name, init);
+  }
+
+  addToGroup(group: string, user: string): void {
+    this.#cr.addToGroup(group, user);
+  }
+
+  sendWebhook(url: string, options?: FakeWebhookOptions): Promise<Response> {
+    return this.#cr.sendWebhook(url, options);
   }
 
   issue(keyOrId: string): FakeIssueView | undefined {
@@ -355,7 +392,50 @@ class FakeJiraServer implements FakeJira {
     if (!issue || !visible) return this.#issueNotFound(x);
     const enabled = this.#settings.attachmentsEnabled ?? true;
     const fields = x.url.searchParams.get("fields");
-    return jiraJson(x.reply, 200, issueBean(x.base, issue, fields, enabled, this.#state.users));
+    const bean = issueBean(x.base, issue, fields, enabled, this.#state.users);
+    const expand = x.url.searchParams.get("expand");
+    this.#cr.decorate(bean, issue.key, x.base, fields, expand, this.#state.users);
+    return jiraJson(x.reply, 200, bean);
+  }
+
+  #roles(x: Exchange, project: string): Response {
+    if (!x.auth.user) return this.#unauthorized(x);
+    const bean = this.#cr.rolesBean(decodeSegment(project), x.base);
+    if (!bean) {
+      return jiraJson(
+        x.reply,
+        404,
+        errorCollection(`No project could be found with key '${decodeSegment(project)}'.`),
+      );
+    }
+    return jiraJson(x.reply, 200, bean);
+  }
+
+  #role(x: Exchange, project: string, id: string): Response {
+    if (!x.auth.user) return this.#unauthorized(x);
+    const bean = this.#cr.roleBean(decodeSegment(project), id, x.base, this.#state.users);
+    if (!bean) return jiraJson(x.reply, 404, errorCollection("Can not find project role."));
+    return jiraJson(x.reply, 200, bean);
+  }
+
+  /** GET user?username=…&expand=groups (UserBean with its groups). */
+  #user(x: Exchange): Response {
+    if (!x.auth.user) return this.#unauthorized(x);
+    const name = x.url.searchParams.get("username") ?? "";
+    const u = this.#state.users.get(name);
+    if (!u) {
+      return jiraJson(x.reply, 404, errorCollection(`The user named '${name}' does not exist`));
+    }
+    const bean = myselfBean(x.base, u);
+    const groups = this.#cr.groupsOf(u.name);
+    bean.groups = {
+      size: groups.length,
+      items: groups.map((g) => ({
+        name: g,
+        self: `${x.base}/rest/api/2/group?groupname=${encodeURIComponent(g)}`,
+      })),
+    };
+    return jiraJson(x.reply, 200, bean);
   }
 
   #getAttachment(x: Exchange, id: string): Response {

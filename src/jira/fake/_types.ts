@@ -172,4 +172,16 @@ export interface FakeJira {
   setOptions(patch: Partial<FakeJiraSettings>): void;
   readonly requests: RecordedRequest[];
   clearRequests(): void;
+  /** A change request (an issue with a workflow status, labels, custom fields, a changelog). */
+  addChangeRequest(init: FakeChangeRequestInit): void;
+  /** Moves a CR to `to` as user `by`, adding a changelog entry. */
+  transition(key: string, to: string, by: string): void;
+  setField(key: string, field: string, value: unknown): void;
+  addProjectRole(project: string, name: string, init: FakeRoleInit): void;
+  addToGroup(group: string, user: string): void;
+  /** Sends an issue-updated webhook for the newest transition, signed with the secret. */
+  sendWebhook(url: string, options?: FakeWebhookOptions): Promise<Response>;
 }
+
+import type { FakeChangeRequestInit, FakeRoleInit, FakeWebhookOptions } from "./_cr.ts";
+export type { FakeChangeRequestInit, FakeRoleInit, FakeWebhookOptions };

@@ -15,6 +15,14 @@ import type { FakeJira } from "./_types.ts";
 
 export { createFakeJira, MOCK_ATTACHABLE_ISSUE, MOCK_READ_ONLY_ISSUE } from "./_fake.ts";
 export { isDataCenterPatShape } from "./_pat.ts";
+export { CLOUD_SCOPES, createFakeJiraCloud } from "./_cloud.ts";
+export type {
+  FakeCloudIssueInit,
+  FakeCloudOptions,
+  FakeCloudTokenInit,
+  FakeJiraCloud,
+} from "./_cloud.ts";
+import { createFakeJiraCloud, type FakeJiraCloud } from "./_cloud.ts";
 export type {
   FakeAttachment,
   FakeAttachmentInit,
@@ -49,4 +57,28 @@ export function mockModeJira(): FakeJira {
     attachers: [],
   });
   return jira;
+}
+
+/**
+ * The Cloud fake as `JIRA_MOCK_MODE=1` runs it: any e-mail with an `ATATT3…` token is an
+ * account (a token containing `SCOPED` is a scoped token with every scope), DEMO-1 takes
+ * attachments, DEMO-2 refuses them, the upload limit is 1 GiB.
+ */
+export function mockModeJiraCloud(): FakeJiraCloud {
+  return createFakeJiraCloud({
+    acceptAnyToken: true,
+    uploadLimit: 1024 * 1024 * 1024,
+    maxRecordedRequests: 200,
+    redactRecordedAuthorization: true,
+  });
+}
+
+/**
+ * Mock mode's choice of fake for a request: `*.atlassian.net` sites and Atlassian's gateway go
+ * to the Cloud fake, every other host to the Data Center fake. (The connection's kind is still
+ * found from serverInfo, as with a real Jira; the host only picks which fake answers.)
+ */
+export function isMockCloudHost(hostname: string): boolean {
+  const h = hostname.toLowerCase();
+  return h.endsWith(".atlassian.net") || h === "api.atlassian.com";
 }

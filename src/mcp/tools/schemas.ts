@@ -19,6 +19,11 @@ export const connectionOutput = z.object({
   last_verified_at: z.string(),
   revoked_at: z.string().nullable(),
   key_version: z.string(),
+  deployment: z.enum(["data_center", "cloud"]),
+  email_hint: z.string().optional().describe("Jira Cloud only: the masked account e-mail."),
+  cloud_route: z.enum(["site", "gateway"]).optional().describe(
+    "Jira Cloud only: site (classic API token) or gateway (scoped API token, api.atlassian.com).",
+  ),
 });
 
 export const attachmentOutput = z.object({
