@@ -19,6 +19,8 @@ export interface JiraClientOptions {
   /** Longest Retry-After sosvault will wait inside one request before answering rate_limited. */
   maxRetryWaitMs?: number;
   sleep?: (ms: number) => Promise<void>;
+  /** The clock the whole-call deadline is read from (injected so tests need not sleep). */
+  now?: () => number;
 }
 
 const SSO_HINT =
@@ -32,6 +34,7 @@ export class JiraClient {
       retries: 2,
       maxRetryWaitMs: 5000,
       sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
+      now: () => Date.now(),
       ...options,
     };
   }
@@ -121,8 +124,11 @@ export class JiraClient {
   }
 
   /**
-   * GET with bounded retries on 429/502/503/504 and network failures. Aborting `signal` (a
-   * revoke in flight) stops it at once, retries included.
+   * GET with bounded retries on 429/502/503/504 and on connections Jira never accepted.
+   * JIRA_TIMEOUT_SECONDS is one deadline for the whole call, computed once: every attempt and
+   * every wait between attempts fits inside it, and a wait that would not fit is not started.
+   * A timeout is never retried (the request may have reached Jira, and the budget is spent).
+   * Aborting `signal` (a revoke in flight) stops it at once, retries included.
    */
   async getJson(
     baseUrl: string,
@@ -132,22 +138,30 @@ export class JiraClient {
     signal?: AbortSignal,
   ): Promise<unknown> {
     const auth = toAuth(baseUrl, pat);
+    const deadlineAt = this.#o.now() + this.#o.timeoutMs;
+    const deadline = AbortSignal.timeout(this.#o.timeoutMs);
+    const callSignal = signal ? AbortSignal.any([signal, deadline]) : deadline;
+    const fits = (wait: number) => this.#o.now() + wait < deadlineAt;
     for (let attempt = 0;; attempt++) {
       // Security: no request, first or retried, goes out with the PAT once the use is aborted.
       signal?.throwIfAborted();
       let res: Response;
       try {
-        res = await this.send(baseUrl, path, auth, { method: "GET", signal });
+        res = await this.send(baseUrl, path, auth, { method: "GET", signal: callSignal }, deadline);
       } catch (err) {
-        if (attempt < this.#o.retries && !signal?.aborted) {
-          await this.#o.sleep(backoff(attempt));
+        const wait = backoff(attempt);
+        if (
+          attempt < this.#o.retries && !signal?.aborted && !deadline.aborted &&
+          err instanceof AppError && err.detail?.beforeSend === true && fits(wait)
+        ) {
+          await this.#o.sleep(wait);
           continue;
         }
         throw err;
       }
       if (RETRYABLE.has(res.status) && attempt < this.#o.retries) {
         const wait = res.status === 429 ? retryAfterMs(res) ?? backoff(attempt) : backoff(attempt);
-        if (wait <= this.#o.maxRetryWaitMs) {
+        if (wait <= this.#o.maxRetryWaitMs && fits(wait)) {
           await res.body?.cancel();
           await this.#o.sleep(wait);
           continue;
@@ -163,6 +177,8 @@ export class JiraClient {
     path: string,
     pat: string | JiraAuth,
     init: RequestInit,
+    /** The caller's whole-call deadline, when `init.signal` already includes it. */
+    deadline?: AbortSignal,
   ): Promise<Response> {
     const headers = new Headers(init.headers);
     headers.set("Authorization", toAuth(baseUrl, pat).authorization);
@@ -170,7 +186,9 @@ export class JiraClient {
     headers.set("User-Agent", USER_AGENT);
     // Jira's XSRF filter also guards bodyless mutations; harmless on GETs.
     headers.set("X-Atlassian-Token", "no-check");
-    const signal = init.signal
+    const signal = deadline && init.signal
+      ? init.signal
+      : init.signal
       ? AbortSignal.any([init.signal, AbortSignal.timeout(this.#o.timeoutMs)])
       : AbortSignal.timeout(this.#o.timeoutMs);
     try {
@@ -178,10 +196,20 @@ export class JiraClient {
         new Request(baseUrl + path, { ...init, headers, redirect: "manual", signal }),
       );
     } catch (err) {
-      if (init.signal?.aborted) throw init.signal.reason;
-      throw transportFailure(err);
+      // The deadline is ours, not the caller's abort: it becomes upstream_unavailable below.
+      if (init.signal?.aborted && !deadline?.aborted) throw init.signal.reason;
+      throw transportFailure(deadline?.aborted ? deadline.reason : err);
     }
   }
+}
+
+/**
+ * Whether the connection failed before any request byte left: refused or reset while
+ * connecting. Only these are safe and useful to retry; a timeout or a broken exchange is not.
+ */
+function failedBeforeSend(err: unknown): boolean {
+  const text = `${String(err)} ${String((err as { cause?: unknown })?.cause ?? "")}`;
+  return /\(Connect\)/.test(text) && /connection (refused|reset)/i.test(text);
 }
 
 function transportFailure(err: unknown): AppError {
@@ -193,7 +221,12 @@ function transportFailure(err: unknown): AppError {
     timedOut
       ? "Jira did not answer in time: try again later, or ask the operator to raise JIRA_TIMEOUT_SECONDS"
       : "Jira could not be reached (network or TLS failure): check base_url, and that the Jira certificate is trusted (JIRA_CA_FILE)",
-    { detail: { error: String((err as Error)?.message ?? err) } },
+    {
+      detail: {
+        error: String((err as Error)?.message ?? err),
+        beforeSend: !timedOut && failedBeforeSend(err),
+      },
+    },
   );
 }
 
