@@ -42,6 +42,19 @@ export interface AttachResult {
   existing_same_name: string[];
 }
 
+/** A notice beside a successful result (DESIGN.md has no shape for it; see README). */
+export interface ResultWarning {
+  code: "secret_in_upstream";
+  message: string;
+}
+
+/** What the user must hear when Jira's answer quoted their own token. */
+export const SECRET_IN_UPSTREAM_WARNING: ResultWarning = {
+  code: "secret_in_upstream",
+  message:
+    "Jira's answer contained your own Jira token (in an attachment name or other issue data), so it is exposed to everyone who can see that issue. sosvault replaced it with [redacted] here. Revoke that token in Jira now, create a new one, reconnect with jira_connect, and remove the item that carries it from the issue.",
+};
+
 export type Progress = (done: number, total: number, message?: string) => Promise<void> | void;
 
 export class AttachmentService {
@@ -61,7 +74,28 @@ export class AttachmentService {
       const cred = await this.d.connections.use(ctx, connectionId, "list");
       try {
         refuseOwnSecret(cred.auth.secrets, [key]);
-        return await listIssueAttachments(this.d.jira, cred.auth.apiBase, cred.auth, key);
+        let exposed = false;
+        const listing = await listIssueAttachments(
+          this.d.jira,
+          cred.auth.apiBase,
+          cred.auth,
+          key,
+          undefined,
+          () => exposed = true,
+        );
+        if (!exposed) return listing;
+        // Security: the event names the connection and the issue, never the token or the
+        // poisoned value; the listing itself already carries [redacted] in its place.
+        await this.d.events.record({
+          type: "secret_in_upstream",
+          outcome: "failure",
+          user: ctx.user,
+          connection_id: connectionId,
+          issue_key: listing.issue_key,
+          request_id: ctx.requestId,
+          source: ctx.source,
+        });
+        return { ...listing, warnings: [SECRET_IN_UPSTREAM_WARNING] };
       } finally {
         cred.release();
       }

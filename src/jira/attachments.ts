@@ -131,6 +131,8 @@ export async function listIssueAttachments(
   pat: string | JiraAuth,
   issueKey: string,
   signal?: AbortSignal,
+  /** Told where the caller's own token was found (and replaced by [redacted]) in the answer. */
+  onSecret: (paths: string[]) => void = () => {},
 ): Promise<{ issue_key: string; attachments: AttachmentInfo[] }> {
   const key = normaliseIssueKey(issueKey);
   const auth = toAuth(baseUrl, pat);
@@ -139,7 +141,13 @@ export async function listIssueAttachments(
     auth.apiBase,
     `${auth.restPrefix}/issue/${encodeURIComponent(key)}?fields=attachment`,
     auth,
-    { notFound: issueNotFoundMessage(key), scope: "read:jira-work" },
+    {
+      notFound: issueNotFoundMessage(key),
+      scope: "read:jira-work",
+      // Issue data: a file name quoting the token is redacted, never a reason to refuse the
+      // issue forever (issue 14).
+      onSecret,
+    },
     signal,
   );
   const parsed = issueSchema.safeParse(body);

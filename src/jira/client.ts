@@ -8,6 +8,7 @@ import { AppError } from "../errors.ts";
 import type { JiraTransport } from "./transport.ts";
 import { cloudMyselfSchema, type JiraUser, myselfSchema } from "./schemas.ts";
 import { type Deployment, type JiraAuth, toAuth } from "./auth.ts";
+import { formsOf } from "../log.ts";
 
 export const USER_AGENT = "sosvault/0.1 (+jira-attachment-client)";
 
@@ -250,6 +251,55 @@ export interface JiraMessages {
   notFound?: string;
   forbidden?: string;
   scope?: string;
+  /**
+   * Told where (JSON paths, never the value) the caller's own token was found and replaced in
+   * a 2xx answer, so the caller can record `secret_in_upstream` and warn the user. Without it
+   * such an answer is refused whole (upstream_unavailable).
+   */
+  onSecret?: (paths: string[]) => void;
+}
+
+const REDACTED = "[redacted]";
+const SAFE_KEY = /^[A-Za-z_][A-Za-z0-9_]{0,40}$/;
+const MAX_DEPTH = 64;
+
+/**
+ * A copy of a parsed answer with every form of `secrets` (plain, URL-encoded, JSON-escaped,
+ * base64) replaced in every string and key. Longest forms first, so a form containing another
+ * is replaced whole. `found` collects the paths; a key that is not a plain name is shown as `*`
+ * (it might be the secret itself).
+ */
+export function redactSecrets(
+  value: unknown,
+  secrets: readonly string[],
+  path = "",
+  found: string[] = [],
+  depth = 0,
+): unknown {
+  const forms = [...new Set(secrets.filter(Boolean).flatMap((s) => formsOf(s)))]
+    .sort((a, b) => b.length - a.length);
+  if (forms.length === 0) return value;
+  const walk = (v: unknown, at: string, d: number): unknown => {
+    if (typeof v === "string") {
+      let out = v;
+      for (const f of forms) if (out.includes(f)) out = out.replaceAll(f, REDACTED);
+      if (out !== v) found.push(at || "$");
+      return out;
+    }
+    if (v === null || typeof v !== "object") return v;
+    // JSON.parse output: depth is bounded by Jira's nesting; refuse absurd depth outright.
+    if (d > MAX_DEPTH) {
+      throw new AppError("upstream_unavailable", "Jira sent an answer nested too deeply");
+    }
+    if (Array.isArray(v)) return v.map((x, i) => walk(x, `${at}[${i}]`, d + 1));
+    const out: Record<string, unknown> = {};
+    for (const [k, x] of Object.entries(v)) {
+      const key = walk(k, `${at}.*`, d + 1) as string;
+      out[key] = walk(x, `${at}.${SAFE_KEY.test(key) ? key : "*"}`, d + 1);
+    }
+    return out;
+  };
+  return walk(value, path, depth);
 }
 
 const RETRYABLE = new Set([429, 502, 503, 504]);
@@ -313,19 +363,31 @@ export async function readJsonOrThrow(
     } catch {
       throw new AppError("upstream_unavailable", "Jira sent a malformed JSON answer");
     }
-    // Security: Jira data (a display name, a file name) reaches answers and the model. An
-    // answer that quotes the token it was sent is refused whole rather than passed on.
-    if (secrets.some((p) => p && (text.includes(p) || text.includes(p.replaceAll("/", "\\/"))))) {
+    // Security: a call that cannot report a finding (the /myself probe at connect and verify)
+    // still refuses an answer quoting the token whole: no connection is stored on such data.
+    if (
+      !messages.onSecret &&
+      secrets.some((p) => p && (text.includes(p) || text.includes(p.replaceAll("/", "\\/"))))
+    ) {
       throw new AppError(
         "upstream_unavailable",
         "Jira's answer contained the personal access token itself, so sosvault did not use it: tell the Jira administrator",
       );
     }
+    let body: unknown;
     try {
-      return JSON.parse(text);
+      body = JSON.parse(text);
     } catch {
       throw new AppError("upstream_unavailable", "Jira sent a malformed JSON answer");
     }
+    // Security: Jira data (a display name, a file name) reaches answers and the model. For a
+    // call that reports findings (issue data), the caller's own token quoted in it (someone put
+    // it in a file name) is replaced by [redacted] in every decoded string before anything
+    // reads the answer: refusing it whole would lock the issue until the item is removed.
+    const found: string[] = [];
+    const redacted = redactSecrets(body, secrets, "", found);
+    if (found.length) messages.onSecret?.(found);
+    return redacted;
   }
   const deniedReason = (res.headers.get("x-authentication-denied-reason") ?? "").toUpperCase();
   // Security: the body is only tested for the gateway's scope refusal, never copied.

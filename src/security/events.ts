@@ -33,6 +33,8 @@ export const EVENT_TYPES = [
   "consent",
   "decrypt_failed",
   "secret_rejected",
+  /** Jira's answer quoted the caller's own token; it was redacted and the user told. */
+  "secret_in_upstream",
   "webhook",
   "credential_use",
   "secrets_bootstrap_token_expired",

@@ -17,6 +17,8 @@ export const jiraListAttachments = defineTool({
       created: z.string(),
       author: z.string(),
     })),
+    /** Present when something needs the user's action, e.g. their token is exposed in Jira. */
+    warnings: z.array(z.object({ code: z.string(), message: z.string() })).optional(),
   }),
   annotations: {
     title: "List Jira attachments",
