@@ -123,7 +123,7 @@ export function cloudApprovalJira(jira: JiraClient): ApprovalJira {
     async holdsRole(auth, project, role, accountId) {
       const p = encodeURIComponent(project);
       const forbidden =
-        `Jira Cloud did not let your account read the project roles of ${project} (it asks for the Administer Projects permission there): ask the Jira administrator, or name a group in SOSVAULT_APPROVAL_ROLE`;
+        `Jira Cloud did not let your account read the project roles of ${project} (Jira Cloud asks for the Administer Projects permission there): ask the Jira administrator`;
       const roles = rolesSchema.safeParse(
         await jira.getJson(auth.apiBase, `${auth.restPrefix}/project/${p}/role`, auth, {
           scope: ROLE_SCOPE,
