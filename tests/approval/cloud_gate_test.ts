@@ -9,6 +9,9 @@
 import assert from "node:assert/strict";
 import { toolError } from "../helpers/mcp.ts";
 import { type CloudApprovalWorld, HOST, startCloudApprovalWorld } from "./_cloud_world.ts";
+import { approvalCli, SIGNATURE_FIELD } from "./_world.ts";
+import { keygen } from "./_keys.ts";
+import { freshDir } from "../helpers/paths.ts";
 
 const SOS = ["/usr/sbin/sos", "/usr/bin/sos"].some((p) => {
   try {
@@ -265,6 +268,42 @@ t(
           await Deno.remove(`/var/tmp/${e.name}`, { recursive: true }).catch(() => {});
         }
       }
+    }
+  },
+);
+
+t(
+  "Cloud cr+signature: the signed statement names the approver's accountId, and a user name does not match",
+  async () => {
+    const dir = await freshDir("approval-cloud-sig");
+    const { key, cert } = await keygen(dir);
+    await Deno.mkdir(`${dir}/trust`);
+    await Deno.copyFile(cert, `${dir}/trust/change-manager.pem`);
+    const s = await startCloudApprovalWorld({
+      SOSVAULT_APPROVAL: "cr+signature",
+      SOSVAULT_APPROVAL_SIGNATURE_FIELD: SIGNATURE_FIELD,
+      SOSVAULT_APPROVAL_TRUST_DIR: `${dir}/trust`,
+    });
+    const signAs = async (cr: string, approver: string) => {
+      const r = await approvalCli(dir, [
+        ...["sign", "--cr", cr, "--approver", approver, "--key", key],
+        ...["--passphrase-file", `${dir}/pass`, "--host", HOST],
+      ]);
+      assert.equal(r.code, 0, r.stderr);
+      return r.stdout.trim();
+    };
+    try {
+      s.approvedCr("CR-40");
+      s.w.cloud.setField("CR-40", SIGNATURE_FIELD, await signAs("CR-40", s.people.carol.accountId));
+      await passesGate(s, "alice", "CR-40");
+
+      s.approvedCr("CR-41");
+      s.w.cloud.setField("CR-41", SIGNATURE_FIELD, await signAs("CR-41", "carol"));
+      const m = await refused(s, "alice", "CR-41");
+      assert.match(m, /its signature is for another approval \(approver carol\)/);
+      await noJobs(s);
+    } finally {
+      await s.close();
     }
   },
 );
