@@ -9,22 +9,11 @@
 import assert from "node:assert/strict";
 import { toolError } from "../helpers/mcp.ts";
 import { type CloudApprovalWorld, HOST, startCloudApprovalWorld } from "./_cloud_world.ts";
-import { approvalCli, SIGNATURE_FIELD } from "./_world.ts";
+import { approvalCli, canRunGated, SIGNATURE_FIELD } from "./_world.ts";
 import { keygen } from "./_keys.ts";
 import { freshDir } from "../helpers/paths.ts";
 
-const SOS = ["/usr/sbin/sos", "/usr/bin/sos"].some((p) => {
-  try {
-    return Deno.statSync(p).isFile;
-  } catch {
-    return false;
-  }
-});
-const canRun = SOS && Deno.uid() === 0;
-if (!canRun) {
-  if (Deno.env.get("CI")) throw new Error("Cloud approval gate tests need sos and root");
-  console.warn("SKIPPED Cloud approval gate tests: they need sos and root (sudo)");
-}
+const canRun = canRunGated("Cloud approval gate tests");
 const t = (name: string, fn: () => Promise<void>) => Deno.test({ name, ignore: !canRun, fn });
 
 type Who = "alice" | "bob";
