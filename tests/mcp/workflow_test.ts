@@ -204,3 +204,61 @@ Deno.test("prompts and resources need the bearer token like tools", async () => 
     await close();
   }
 });
+
+Deno.test("an open session's prompts/get and resources/read: 401 without the token, 404 with another user's", async () => {
+  const { w, alice, close } = await setup();
+  try {
+    const sid = alice.transport.sessionId!;
+    const bob = await w.server.addUser("mallory");
+    const requests = [
+      ["prompts/get", { name: "engage_support", arguments: { issue_key: "SUP-1" } }],
+      ["resources/read", { uri: "sosvault://workflow" }],
+      ["prompts/list", {}],
+      ["resources/list", {}],
+    ] as const;
+    for (const [method, params] of requests) {
+      for (const [authorization, status] of [[undefined, 401], [`Bearer ${bob}`, 404]] as const) {
+        const res = await fetch(`${w.server.url}/mcp`, {
+          method: "POST",
+          headers: {
+            "content-type": "application/json",
+            accept: "application/json, text/event-stream",
+            "mcp-session-id": sid,
+            "mcp-protocol-version": "2025-06-18",
+            ...(authorization ? { authorization } : {}),
+          },
+          body: JSON.stringify({ jsonrpc: "2.0", id: 7, method, params }),
+        });
+        const body = await res.text();
+        assert.equal(res.status, status, `${method} ${authorization ? "other user" : "no token"}`);
+        assert.ok(!body.includes("Engag"), "nothing of the guide or the prompt leaks");
+      }
+    }
+    // alice's own session is unharmed.
+    const r = await alice.client.readResource({ uri: "sosvault://workflow" });
+    assert.equal(r.contents.length, 1);
+  } finally {
+    await close();
+  }
+});
+
+Deno.test("prompts/get and resources/read spend the user's tool budget like tools/call", async () => {
+  const w = await startWorld({ env: { SOSVAULT_RATE_TOOLS: "2/60" } });
+  const alice = await connectMcp(w.server.url, w.alice.token);
+  try {
+    await alice.client.getPrompt({ name: "engage_support", arguments: { issue_key: "SUP-1" } });
+    await alice.client.readResource({ uri: "sosvault://workflow" });
+    const third = await rejection(
+      alice.client.getPrompt({ name: "engage_support", arguments: { issue_key: "SUP-1" } }),
+    );
+    assert.notEqual(third.code, -32602, "not blamed on the arguments");
+    assert.match(third.message, /too many|rate|slow down|try again/i);
+    // And the same budget covers tools: the next tool call is refused too.
+    const tool = await alice.call("jira_connect", {});
+    assert.ok(tool.isError, JSON.stringify(tool));
+    assert.equal(JSON.parse(tool.content[0].text).error.code, "rate_limited");
+  } finally {
+    await alice.close();
+    await w.close();
+  }
+});
