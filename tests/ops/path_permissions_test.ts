@@ -159,3 +159,84 @@ Deno.test("every path-valued variable is checked, for the access it needs", () =
     /^SOSVAULT_KV_PATH is \/srv\/kv\/sosvault\.kv, which sosvault may not write/,
   );
 });
+
+Deno.test("the Vault, OIDC and approval files are checked too, each for the access it needs", () => {
+  const vault = configuredPaths(parseConfig({
+    SOSVAULT_KV_PATH: "/srv/kv/sosvault.kv",
+    SOSVAULT_KEY_SOURCE: "vault",
+    VAULT_ADDR: "https://vault.example:8200",
+    VAULT_CACERT: "/srv/vault-ca.pem",
+    VAULT_ROLE_ID_FILE: "/srv/role-id",
+    VAULT_SECRET_ID_FILE: "/run/sosvault/secret-id",
+    SOSVAULT_VAULT_KEY_PATH: "secret/data/sosvault/master-key",
+  }));
+  const vaultBy = (variable: string) =>
+    vault.filter((n) => n.variable === variable).map((n) => [n.path, n.access.join("+")]);
+  assert.deepEqual(vaultBy("VAULT_CACERT"), [["/srv/vault-ca.pem", "read"]]);
+  assert.deepEqual(vaultBy("VAULT_ROLE_ID_FILE"), [["/srv/role-id", "read"]]);
+  assert.equal(vaultBy("VAULT_SECRET_ID_FILE").length, 1);
+  assert.equal(vaultBy("VAULT_SECRET_ID_FILE")[0][0], "/run/sosvault/secret-id");
+  // The Vault KV path names a secret in Vault, not a file here.
+  assert.ok(!vault.some((n) => n.variable === "SOSVAULT_VAULT_KEY_PATH"));
+
+  const oidc = configuredPaths(parseConfig({
+    TOKEN_VAULT_MASTER_KEY: KEY,
+    SOSVAULT_AUTH: "oidc",
+    SOSVAULT_OIDC_ISSUER: "https://idp.example",
+    SOSVAULT_PUBLIC_URL: "https://sosvault.example",
+    SOSVAULT_OIDC_CLIENT_ID: "sosvault-connect",
+    SOSVAULT_OIDC_CLIENT_SECRET_FILE: "/srv/oidc.secret",
+    SOSVAULT_APPROVAL: "cr+signature",
+    SOSVAULT_APPROVAL_PROJECT: "CR",
+    SOSVAULT_APPROVAL_SIGNATURE_FIELD: "customfield_10100",
+    SOSVAULT_APPROVAL_TRUST_DIR: "/srv/trust",
+  }));
+  const oidcBy = (variable: string) =>
+    oidc.filter((n) => n.variable === variable).map((n) => [n.path, n.access.join("+")]);
+  assert.deepEqual(oidcBy("SOSVAULT_OIDC_CLIENT_SECRET_FILE"), [["/srv/oidc.secret", "read"]]);
+  assert.deepEqual(oidcBy("SOSVAULT_APPROVAL_TRUST_DIR"), [["/srv/trust", "read"]]);
+
+  // Each of them, denied, is refused by name with how to widen the set.
+  const denyAll = () => ({ state: "denied" }) as Deno.PermissionStatus;
+  const problems = pathPermissionProblems([...vault, ...oidc], denyAll);
+  for (
+    const v of [
+      "VAULT_CACERT",
+      "VAULT_ROLE_ID_FILE",
+      "VAULT_SECRET_ID_FILE",
+      "SOSVAULT_OIDC_CLIENT_SECRET_FILE",
+      "SOSVAULT_APPROVAL_TRUST_DIR",
+    ]
+  ) {
+    const line = problems.find((p) => p.startsWith(`${v} is `));
+    assert.ok(line, `${v} refused:\n${problems.join("\n")}`);
+    assert.match(line, /none of the packaged directories/);
+    assert.match(line, /deno task compile/);
+  }
+});
+
+Deno.test("a key file Deno may not read: the CLI stops with 78 naming TOKEN_VAULT_MASTER_KEY_FILE, not Deno's error", async () => {
+  const inside = `/tmp/sosvault/path-test-${crypto.randomUUID()}`;
+  const outside = await Deno.makeTempDir({ prefix: "sosvault-outside-" });
+  await Deno.mkdir(inside, { recursive: true });
+  try {
+    const keyFile = `${outside}/master.key`;
+    await Deno.writeTextFile(keyFile, KEY + "\n", { mode: 0o600 });
+    const r = await startLikeOperator(["users", "list"], {
+      TOKEN_VAULT_MASTER_KEY: "",
+      TOKEN_VAULT_MASTER_KEY_FILE: keyFile,
+      SOSVAULT_KV_PATH: `${inside}/sosvault.kv`,
+    });
+    assert.equal(r.code, 78, r.stderr);
+    assert.ok(r.stderr.includes(`TOKEN_VAULT_MASTER_KEY_FILE is ${keyFile}, which`), r.stderr);
+    assert.match(r.stderr, /may not read/);
+    assert.match(r.stderr, /Allowed \(read: [^)]*\//);
+    assert.doesNotMatch(r.stderr, /unexpected failure|Requires (read|write) access|--allow-/);
+    assert.doesNotMatch(r.stderr, /^\s+at /m, "no stack trace");
+    assert.ok(!r.stderr.includes(KEY), "the key is never printed");
+    assert.ok(!(await exists(`${inside}/sosvault.kv`)), "nothing opened before the check");
+  } finally {
+    await Deno.remove(inside, { recursive: true });
+    await Deno.remove(outside, { recursive: true });
+  }
+});
