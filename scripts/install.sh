@@ -195,10 +195,16 @@ else
     ok "$CACHE is readable for $SVC_USER"
   fi
 
-  # The flags of `deno task start`, read from deno.json so the two cannot drift apart.
+  # The permissions of `deno task start` (deno.json's `server` set), written out as flags the
+  # way scripts/compile.ts embeds them in the binary: read from deno.json so the two cannot
+  # drift apart, and as flags because a set in the config file makes Deno print an
+  # "experimental" warning on every command the operator runs.
   start="$(cd "$REPO" && "$DENO" eval 'console.log(JSON.parse(Deno.readTextFileSync("deno.json")).tasks.start)')"
   [[ "$start" =~ ^deno\ run\ (.+)\ main\.ts$ ]] || die "unexpected start task in deno.json: $start"
-  flags="${BASH_REMATCH[1]}"
+  [[ " ${BASH_REMATCH[1]} " == *" --permission-set=server "* ]] ||
+    die "the start task must run with --permission-set=server: $start"
+  flags="$(cd "$REPO" && "$DENO" eval 'import { permissionFlags, readPermissionSet } from "./scripts/compile.ts"; console.log(["--unstable-kv", ...permissionFlags(await readPermissionSet())].join(" "))')" ||
+    die "could not read the server permission set from $REPO/deno.json"
   [[ " $flags " != *" -A "* && " $flags " != *" --allow-all "* ]] || die "the start task must not use -A"
   quoted=""
   for f in $flags; do quoted+=" '$f'"; done
@@ -216,9 +222,10 @@ fi
 
 # As the service account, from a directory it can enter.
 as_service() { (cd / && runuser -u "$SVC_USER" -- "$@"); }
-said="$(as_service "$BIN" --version 2>&1 | head -n 1 || true)"
+# Only standard output is the answer; what Deno printed to standard error explains a failure.
+said="$(as_service "$BIN" --version 2>"$WORK/version.err" | head -n 1 || true)"
 [ "$said" = "$VERSION" ] ||
-  die "$BIN --version as $SVC_USER answered '$said', not $VERSION (can $SVC_USER read $REPO, the deno executable and the cache?)"
+  die "$BIN --version as $SVC_USER answered '$said' ($(head -c 300 "$WORK/version.err" | tr '\n' ' ')), not $VERSION (can $SVC_USER read $REPO, the deno executable and the cache?)"
 ok "$BIN runs as $SVC_USER (sosvault $said)"
 
 # The admin helper: any CLI command, as the service account, with the service's settings.

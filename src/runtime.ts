@@ -33,6 +33,7 @@ import { RateLimiter } from "./security/rate_limit.ts";
 import { lockTolerantKv } from "./kv_retry.ts";
 import { ApprovalGate } from "./approval/gate.ts";
 import { dataCenterApprovalJira } from "./approval/jira_cr.ts";
+import { cloudApprovalJira } from "./approval/jira_cr_cloud.ts";
 import { TrustStore } from "./approval/signature.ts";
 import { WebhookReceiver } from "./approval/webhook.ts";
 import { createOidcAuth } from "./auth/oidc.ts";
@@ -174,7 +175,7 @@ export async function openServices(
   const approval = new ApprovalGate({
     config: config.approval,
     connections,
-    jira: dataCenterApprovalJira(jira),
+    jira: { data_center: dataCenterApprovalJira(jira), cloud: cloudApprovalJira(jira) },
     kv,
     clock,
     host,

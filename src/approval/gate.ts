@@ -12,6 +12,7 @@ import type { ConnectionService } from "../connections/service.ts";
 import { kvKeys } from "../kv_keys.ts";
 import { normaliseIssueKey, parseJiraTime } from "../jira/attachments.ts";
 import type { ApprovalJira, ChangeRequest } from "./jira_cr.ts";
+import type { Deployment } from "../jira/auth.ts";
 import {
   signatureFingerprint,
   type SignedApproval,
@@ -36,7 +37,8 @@ export interface ApprovalInput {
 export interface ApprovalGateDeps {
   config: ApprovalConfig;
   connections: ConnectionService;
-  jira: ApprovalJira;
+  /** The reads per deployment: Data Center (REST v2, user names), Cloud (REST v3, accountIds). */
+  jira: Record<Deployment, ApprovalJira>;
   kv: Deno.Kv;
   clock: Clock;
   host: string;
@@ -99,11 +101,13 @@ export class ApprovalGate {
       ...(c.windowFields ?? []),
       c.signatureField,
     ].filter((f): f is string => !!f && f !== "labels");
+    // The connection decides the dialect: its deployment picks the reads, and its auth carries
+    // the route (base URL or the Cloud gateway) and the scheme (Bearer PAT or Basic).
+    const jira = this.d.jira[cred.auth.deployment];
     let cr: ChangeRequest;
     try {
-      cr = await this.d.jira.changeRequest(
-        cred.connection.base_url,
-        cred.pat,
+      cr = await jira.changeRequest(
+        cred.auth,
         key,
         c.status,
         [...new Set(extra)],
@@ -128,20 +132,18 @@ export class ApprovalGate {
     if (!cr.approver) {
       problems.push(`no one moved it into ${c.status} (its history shows no such transition)`);
     } else {
+      // Cloud's identity is an opaque accountId: say whose it is, by display name, too.
+      const who = cred.auth.deployment === "cloud"
+        ? `${cr.approver.display_name} (accountId ${cr.approver.name})`
+        : cr.approver.name;
+      // Security: the caller's own Jira identity is the one stored at connect from /myself:
+      // the user name on Data Center, the accountId on Cloud (never a display name or e-mail).
       if (!c.allowSelf && cr.approver.name === cred.connection.jira_user.name) {
-        problems.push(
-          `it was approved by you (${cr.approver.name}); someone else must approve it`,
-        );
+        problems.push(`it was approved by you (${who}); someone else must approve it`);
       }
-      const holds = await this.d.jira.holdsRole(
-        cred.connection.base_url,
-        cred.pat,
-        c.project,
-        c.role,
-        cr.approver.name,
-      );
+      const holds = await jira.holdsRole(cred.auth, c.project, c.role, cr.approver.name);
       if (!holds) {
-        problems.push(`its approver ${cr.approver.name} does not hold the role ${c.role}`);
+        problems.push(`its approver ${who} does not hold the role ${c.role}`);
       }
     }
     if (!namesHost(cr, c.hostField, this.d.host)) {

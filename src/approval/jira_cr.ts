@@ -1,11 +1,13 @@
 /**
  * The Jira Data Center REST v2 reads the approval gate needs, on the caller's own connection
- * (shapes and sources: src/approval/JIRA_ENDPOINTS.md). Kept apart from the gate so a Jira
- * Cloud variant (accountId instead of name, REST v3) can be added beside it.
+ * (shapes and sources: src/approval/JIRA_ENDPOINTS.md). The Jira Cloud variant (accountId
+ * instead of name, REST v3) is beside it in jira_cr_cloud.ts; the gate picks one by the
+ * connection's deployment.
  */
 import { z } from "zod";
 import { AppError } from "../errors.ts";
 import type { JiraClient } from "../jira/client.ts";
+import type { JiraAuth } from "../jira/auth.ts";
 
 /** What the gate learns about a change request. */
 export interface ChangeRequest {
@@ -15,26 +17,27 @@ export interface ChangeRequest {
   labels: string[];
   /** The requested custom fields, raw (string, object or null as Jira sent them). */
   fields: Record<string, unknown>;
-  /** The user of the newest transition into `approvedStatus`, from the changelog. */
+  /**
+   * The user of the newest transition into `approvedStatus`, from the changelog. `name` is the
+   * stable identity the connection's `jira_user.name` also holds: the user name on Data
+   * Center, the accountId on Cloud.
+   */
   approver: { name: string; display_name: string } | null;
 }
 
+/**
+ * The reads, on the connection's own route and scheme (`JiraAuth` from src/jira/auth.ts: the
+ * base URL or the Cloud gateway, Bearer or Basic), so no implementation builds routes itself.
+ */
 export interface ApprovalJira {
   changeRequest(
-    baseUrl: string,
-    pat: string,
+    auth: JiraAuth,
     key: string,
     approvedStatus: string,
     extraFields: string[],
   ): Promise<ChangeRequest>;
   /** Whether `user` holds the project role `role` of `project`, or else is in group `role`. */
-  holdsRole(
-    baseUrl: string,
-    pat: string,
-    project: string,
-    role: string,
-    user: string,
-  ): Promise<boolean>;
+  holdsRole(auth: JiraAuth, project: string, role: string, user: string): Promise<boolean>;
 }
 
 const userRef = z.object({ name: z.string(), displayName: z.string().nullish() }).nullish();
@@ -70,18 +73,18 @@ const userSchema = z.object({
   groups: z.object({ items: z.array(z.object({ name: z.string() }).loose()) }).loose(),
 });
 
-function unexpected(what: string): AppError {
+export function unexpected(what: string): AppError {
   return new AppError("upstream_unavailable", `Jira answered ${what} with an unexpected body`);
 }
 
 export function dataCenterApprovalJira(jira: JiraClient): ApprovalJira {
   return {
-    async changeRequest(baseUrl, pat, key, approvedStatus, extraFields) {
+    async changeRequest(auth, key, approvedStatus, extraFields) {
       const fields = ["project", "status", "labels", ...extraFields].join(",");
       const body = await jira.getJson(
-        baseUrl,
+        auth.apiBase,
         `/rest/api/2/issue/${encodeURIComponent(key)}?fields=${fields}&expand=changelog`,
-        pat,
+        auth,
         {
           notFound: `The change request ${key} does not exist, or your Jira account cannot see it`,
         },
@@ -110,17 +113,17 @@ export function dataCenterApprovalJira(jira: JiraClient): ApprovalJira {
       };
     },
 
-    async holdsRole(baseUrl, pat, project, role, user) {
+    async holdsRole(auth, project, role, user) {
       const p = encodeURIComponent(project);
       const roles = rolesSchema.safeParse(
-        await jira.getJson(baseUrl, `/rest/api/2/project/${p}/role`, pat),
+        await jira.getJson(auth.apiBase, `/rest/api/2/project/${p}/role`, auth),
       );
       if (!roles.success) throw unexpected("the project roles");
       const url = roles.data[role];
       const id = url ? /\/role\/(\d+)$/.exec(url)?.[1] : undefined;
       if (id) {
         const actors = roleSchema.safeParse(
-          await jira.getJson(baseUrl, `/rest/api/2/project/${p}/role/${id}`, pat),
+          await jira.getJson(auth.apiBase, `/rest/api/2/project/${p}/role/${id}`, auth),
         );
         if (!actors.success) throw unexpected("the project role");
         const users = actors.data.actors.filter((a) => a.type === "atlassian-user-role-actor");
@@ -128,26 +131,21 @@ export function dataCenterApprovalJira(jira: JiraClient): ApprovalJira {
         const groups = actors.data.actors.filter((a) => a.type === "atlassian-group-role-actor")
           .map((a) => a.name);
         if (groups.length === 0) return false;
-        const mine = await userGroups(jira, baseUrl, pat, user);
+        const mine = await userGroups(jira, auth, user);
         return groups.some((g) => mine.has(g));
       }
       // Not a project role of the CR project: the name is a group.
-      return (await userGroups(jira, baseUrl, pat, user)).has(role);
+      return (await userGroups(jira, auth, user)).has(role);
     },
   };
 }
 
-async function userGroups(
-  jira: JiraClient,
-  baseUrl: string,
-  pat: string,
-  user: string,
-): Promise<Set<string>> {
+async function userGroups(jira: JiraClient, auth: JiraAuth, user: string): Promise<Set<string>> {
   const parsed = userSchema.safeParse(
     await jira.getJson(
-      baseUrl,
+      auth.apiBase,
       `/rest/api/2/user?username=${encodeURIComponent(user)}&expand=groups`,
-      pat,
+      auth,
     ),
   );
   if (!parsed.success) throw unexpected("the user's groups");

@@ -8,21 +8,10 @@ import { registerCanary } from "../helpers/canary.ts";
 import { toolError } from "../helpers/mcp.ts";
 import { freshDir } from "../helpers/paths.ts";
 import { runSosvault } from "../helpers/process.ts";
-import { SIGNATURE_FIELD, startApprovalWorld } from "./_world.ts";
+import { canRunGated, SIGNATURE_FIELD, startApprovalWorld } from "./_world.ts";
 import { keygen, sign } from "./_keys.ts";
 
-const SOS = ["/usr/sbin/sos", "/usr/bin/sos"].some((p) => {
-  try {
-    return Deno.statSync(p).isFile;
-  } catch {
-    return false;
-  }
-});
-const canRun = SOS && Deno.uid() === 0;
-if (!canRun) {
-  if (Deno.env.get("CI")) throw new Error("approved-run tests need sos and root");
-  console.warn("SKIPPED approved-run tests: they need sos and root (sudo)");
-}
+const canRun = canRunGated("approved-run tests");
 
 // A canary for the suite's sweep; its file lives outside .test-out, which the sweep reads.
 const SECRET = await registerCanary(`whsec-${crypto.randomUUID()}`);

@@ -5,24 +5,13 @@
  */
 import assert from "node:assert/strict";
 import { toolError } from "../helpers/mcp.ts";
-import { END_FIELD, HOST, START_FIELD, startApprovalWorld } from "./_world.ts";
+import { canRunGated, END_FIELD, HOST, START_FIELD, startApprovalWorld } from "./_world.ts";
 import { startWorld } from "../helpers/world.ts";
 import { connectMcp } from "../helpers/mcp.ts";
 import { parseConfig } from "../../src/config.ts";
 import { ConfigError } from "../../src/config.ts";
 
-const SOS = ["/usr/sbin/sos", "/usr/bin/sos"].some((p) => {
-  try {
-    return Deno.statSync(p).isFile;
-  } catch {
-    return false;
-  }
-});
-const canRun = SOS && Deno.uid() === 0;
-if (!canRun) {
-  if (Deno.env.get("CI")) throw new Error("approval gate tests need sos and root");
-  console.warn("SKIPPED approval gate tests: they need sos and root (sudo)");
-}
+const canRun = canRunGated("approval gate tests");
 const t = (name: string, fn: () => Promise<void>) => Deno.test({ name, ignore: !canRun, fn });
 
 async function refused(

@@ -7,7 +7,7 @@ import { X509Certificate } from "node:crypto";
 import { freshDir } from "../helpers/paths.ts";
 import { toolError } from "../helpers/mcp.ts";
 import { TestClock } from "../helpers/clock.ts";
-import { approvalCli, HOST, SIGNATURE_FIELD, startApprovalWorld } from "./_world.ts";
+import { approvalCli, canRunGated, HOST, SIGNATURE_FIELD, startApprovalWorld } from "./_world.ts";
 import { keygen, PASSPHRASE, sign } from "./_keys.ts";
 
 Deno.test("approval keygen writes an encrypted PKCS#8 key (0600) and a self-signed certificate; the passphrase is never printed", async () => {
@@ -116,14 +116,7 @@ Deno.test("approval sign and verify: a valid signature verifies; a tampered stat
   assert.match(wrong.stderr, /wrong passphrase/);
 });
 
-const SOS = ["/usr/sbin/sos", "/usr/bin/sos"].some((p) => {
-  try {
-    return Deno.statSync(p).isFile;
-  } catch {
-    return false;
-  }
-});
-const canRun = SOS && Deno.uid() === 0;
+const canRun = canRunGated("cr+signature tests");
 
 Deno.test({
   name:

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { registerCanary } from "../helpers/canary.ts";
 import { toolError } from "../helpers/mcp.ts";
 import { startWorld } from "../helpers/world.ts";
-import { HOST, startApprovalWorld } from "./_world.ts";
+import { canRunGated, HOST, startApprovalWorld } from "./_world.ts";
 
 // A canary for the suite's sweep; its file lives outside .test-out, which the sweep reads.
 const SECRET = await registerCanary(`whsec-${crypto.randomUUID()}`);
@@ -132,18 +132,12 @@ Deno.test("webhooks: signed deliveries are accepted; forged, unsigned, replayed,
   }
 });
 
-const SOS = ["/usr/sbin/sos", "/usr/bin/sos"].some((p) => {
-  try {
-    return Deno.statSync(p).isFile;
-  } catch {
-    return false;
-  }
-});
+const canRun = canRunGated("gated webhook tests");
 
 Deno.test({
   name:
     "a signed webhook saying the CR left Approved makes the next gated call fail at once, even before Jira's own answer changes",
-  ignore: !(SOS && Deno.uid() === 0),
+  ignore: !canRun,
   fn: async () => {
     const { s, url } = await webhookWorld();
     const j = s.w.jira.jira;

@@ -16,36 +16,10 @@ import assert from "node:assert/strict";
 import { startWorld, type World } from "../helpers/world.ts";
 import { newCanaryPat } from "../helpers/canary.ts";
 import { connectMcp } from "../helpers/mcp.ts";
+import { launchChromium, requireChromium } from "./_chromium.ts";
 
-const CHROMIUM = "/usr/bin/chromium";
-const CHROMIUM_ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
 const SHOTS = "/tmp/sosvault-connect";
-
-function chromiumInstalled(): boolean {
-  try {
-    return Deno.statSync(CHROMIUM).isFile;
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return false;
-    throw err;
-  }
-}
-
-const installed = chromiumInstalled();
-if (!installed) {
-  const message =
-    `${CHROMIUM} is not installed: the real-browser connect page test needs Debian's chromium (apt-get install -y chromium)`;
-  if (Deno.env.get("CI")) throw new Error(message);
-  console.warn(`SKIPPED: ${message}`);
-}
+const installed = requireChromium("the real-browser connect page test");
 
 // ---- helper: the real server (the app mounts /connect), with alice's link from jira_connect ----
 
@@ -91,15 +65,6 @@ function startEvilSite(html: string) {
   };
 }
 
-async function loadPlaywright() {
-  // playwright-core's is-wsl dependency probes /proc/sys/fs/binfmt_misc/WSLInterop with
-  // existsSync at import; Deno guards /proc behind --allow-all even for a stat. The package's
-  // own switch defers that probe to a function that is only used to open a desktop browser,
-  // which this test never does; so the test needs no --allow-all.
-  Deno.env.set("__IS_WSL_TEST__", "1");
-  return await import("playwright-core");
-}
-
 Deno.test({
   name: "connect page in a real browser: names alice, connects, shows the id, refuses reuse",
   ignore: !installed,
@@ -107,16 +72,9 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {
-    const { chromium } = await loadPlaywright();
     const w = await startBrowserWorld();
-    const profile = await Deno.makeTempDir({ prefix: "sosvault-chromium-" });
-    const context = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      args: CHROMIUM_ARGS,
-      env: { HOME: profile, PATH: "/usr/bin:/bin" },
-      viewport: { width: 720, height: 860 },
-      timeout: 30_000,
-    });
+    const browser = await launchChromium({ viewport: { width: 720, height: 860 } });
+    const { context, profile } = browser;
     try {
       const page = context.pages()[0] ?? await context.newPage();
       const consoleErrors: string[] = [];
@@ -226,7 +184,7 @@ Deno.test({
       const bytes = new TextDecoder("latin1").decode(await Deno.readFile(file));
       if (bytes.includes(w.alice.pat)) leaks.push(file.slice(profile.length));
     }
-    await Deno.remove(profile, { recursive: true });
+    await browser.close();
     assert.deepEqual(leaks, [], "the browser profile keeps no copy of the PAT");
   },
 });
@@ -245,7 +203,6 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {
-    const { chromium } = await loadPlaywright();
     const w = await startBrowserWorld();
     const link = await w.linkFromJiraConnect();
     // The attacker knows the code (say, from a shared screen) and a Jira URL; the token they
@@ -256,13 +213,8 @@ Deno.test({
 <input type="hidden" name="base_url" value="${w.jira.url}"><input type="hidden" name="pat" value="${w.bob.pat}">
 <button id="go" type="submit">Claim</button>
 </form>`);
-    const profile = await Deno.makeTempDir({ prefix: "sosvault-chromium-" });
-    const context = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      args: CHROMIUM_ARGS,
-      env: { HOME: profile, PATH: "/usr/bin:/bin" },
-      timeout: 30_000,
-    });
+    const browser = await launchChromium();
+    const { context } = browser;
     try {
       const page = context.pages()[0] ?? await context.newPage();
       await page.goto(evil.url);
@@ -293,10 +245,9 @@ Deno.test({
       const still = await page.goto(link);
       assert.equal(still?.status(), 200, "the refused post neither used nor burned the link");
     } finally {
-      await context.close();
+      await browser.close();
       await evil.close();
       await w.close();
-      await Deno.remove(profile, { recursive: true });
     }
   },
 });

@@ -10,29 +10,9 @@ import { startServer } from "../helpers/server.ts";
 import { startFakeJira } from "../helpers/fake_jira_server.ts";
 import { newCanaryPat } from "../helpers/canary.ts";
 import { connectMcp } from "../helpers/mcp.ts";
+import { type Browser, launchChromium, requireChromium } from "./_chromium.ts";
 
-const CHROMIUM = "/usr/bin/chromium";
-const CHROMIUM_ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
-let installed = false;
-try {
-  installed = Deno.statSync(CHROMIUM).isFile;
-} catch { /* absent: skipped below, or failed in CI */ }
-if (!installed && Deno.env.get("CI")) throw new Error(`${CHROMIUM} is not installed`);
-
-async function loadPlaywright() {
-  // See connect_page_browser_test.ts: defers playwright-core's WSL probe of /proc.
-  Deno.env.set("__IS_WSL_TEST__", "1");
-  return await import("playwright-core");
-}
+const installed = requireChromium("the oidc connect page browser test");
 
 Deno.test({
   name: "oidc connect page in Chromium: sign-in first, bob is refused alice's link, alice connects",
@@ -40,7 +20,6 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {
-    const { chromium } = await loadPlaywright();
     const idp = await startIdp();
     const jira = await startFakeJira();
     const secret = crypto.randomUUID();
@@ -63,16 +42,11 @@ Deno.test({
       response_types: ["code"],
     });
     await server.services.oidc!.keys.start();
-    const profiles: string[] = [];
+    const browsers: Browser[] = [];
     const browser = async () => {
-      const profile = await Deno.makeTempDir({ prefix: "sosvault-chromium-" });
-      profiles.push(profile);
-      return await chromium.launchPersistentContext(profile, {
-        executablePath: CHROMIUM,
-        args: CHROMIUM_ARGS,
-        env: { HOME: profile, PATH: "/usr/bin:/bin" },
-        timeout: 30_000,
-      });
+      const b = await launchChromium();
+      browsers.push(b);
+      return b.context;
     };
     try {
       const pat = await newCanaryPat();
@@ -153,7 +127,7 @@ Deno.test({
       await jira.close();
       await idp.close();
       await Deno.remove(secretFile);
-      for (const p of profiles) await Deno.remove(p, { recursive: true }).catch(() => {});
+      for (const b of browsers) await b.close();
     }
   },
 });

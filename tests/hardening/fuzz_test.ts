@@ -579,6 +579,10 @@ Deno.test(`${TOTAL} generated bodies and tool arguments never get a 5xx other th
         jira_revoke_connection: fc.record({ connection_id: opt(val(revocable)) }),
         generate_sosreport: fc.record({
           consent_token: opt(val(fc.constantFrom("sc_" + "A".repeat(40), "sc_"))),
+          // The change-approval fields (issue 13): approval is off here, so they are accepted
+          // and unused; the fuzz still proves no value of theirs escapes as unexpected_error.
+          change_request: opt(val(fc.constantFrom("CR-1042", "cr 1", "x".repeat(301)))),
+          connection_id: opt(val(connection)),
         }),
         sosreport_status: fc.record({
           job_id: opt(val(fc.constantFrom("job_" + "A".repeat(24), "job_"))),
@@ -594,7 +598,7 @@ Deno.test(`${TOTAL} generated bodies and tool arguments never get a 5xx other th
         jira_list_attachments: ["connection_id", "issue_key"],
         jira_attach_artifact: ["connection_id", "issue_key", "artifact_ref", "filename"],
         jira_revoke_connection: ["connection_id"],
-        generate_sosreport: ["consent_token"],
+        generate_sosreport: ["consent_token", "change_request", "connection_id"],
         sosreport_status: ["job_id"],
         fetch_sosreport: ["job_id", "archive_path"],
         no_such_tool: [],

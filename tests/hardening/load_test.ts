@@ -3,7 +3,9 @@
  * each, through the official SDK client — call jira_connection_status back to back for 10
  * seconds against one `sosvault serve` child process. Every call must succeed, and the server's
  * resident memory after the run and a settle period must stay within a generous bound of its
- * warmed-up baseline. Durations bound the run; nothing asserts on how long anything took.
+ * warmed-up baseline (or, when V8 sized up once more on a loaded machine, of the run before:
+ * a leak keeps growing, sizing stops). Durations bound the runs; nothing asserts on how long
+ * anything took.
  */
 import assert from "node:assert/strict";
 import { connectMcp, type McpTestClient } from "../helpers/mcp.ts";
@@ -19,6 +21,8 @@ const RUN_MS = 10_000;
 const WARM_UP_MS = RUN_MS;
 const SETTLE_MS = 3_000;
 const RSS_GROWTH_LIMIT_KIB = 64 * 1024;
+/** Runs of RUN_MS at most: the first, and two more only while RSS keeps rising past the bound. */
+const MAX_RUNS = 3;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -74,51 +78,67 @@ Deno.test(`${CLIENTS} concurrent MCP sessions calling jira_connection_status for
     };
 
     // RSS moves with V8's heap sizing, not only with live data (with --trace-gc, the heap
-    // after each full GC stays near 27 MiB through 50,000 of these calls). So the baseline is
-    // the highest RSS of a warm-up under the same load, and what is compared is what stays.
+    // after each full GC stays near 27-38 MiB through 50,000 of these calls). So the baseline
+    // is the highest RSS of a warm-up under the same load, and what is compared is what stays.
+    // On a loaded machine V8 and the allocator may still size up once more during the run; a
+    // leak grows again in every further run, sizing does not. So a run that ends above the
+    // bound is followed by up to MAX_RUNS - 1 more, each judged against the one before.
     const samples: number[] = [];
     const sampler = setInterval(() => {
       rssKiB(server.child.pid).then((kib) => samples.push(kib), () => {});
     }, 1000);
+    const runs: Array<{ calls: number; seconds: number; peak: number; settled: number }> = [];
     let baseline = 0;
-    let peak = 0;
-    let settled = 0;
-    let runCalls = 0;
-    let elapsed = 0;
     try {
       const warmUntil = Date.now() + WARM_UP_MS;
       await Promise.all(clients.map((_, i) => loop(i, () => Date.now() >= warmUntil)));
       await sleep(SETTLE_MS);
       baseline = Math.max(...samples.splice(0), await rssKiB(server.child.pid));
-      const warmCalls = calls;
 
-      const started = Date.now();
-      const deadline = started + RUN_MS;
-      await Promise.all(clients.map((_, i) => loop(i, () => Date.now() >= deadline)));
-      elapsed = (Date.now() - started) / 1000;
-      runCalls = calls - warmCalls;
-      await sleep(SETTLE_MS);
-      settled = await rssKiB(server.child.pid);
-      peak = Math.max(...samples, settled);
+      let before = baseline;
+      while (runs.length < MAX_RUNS) {
+        const callsBefore = calls;
+        const started = Date.now();
+        const deadline = started + RUN_MS;
+        await Promise.all(clients.map((_, i) => loop(i, () => Date.now() >= deadline)));
+        const seconds = (Date.now() - started) / 1000;
+        await sleep(SETTLE_MS);
+        const settled = await rssKiB(server.child.pid);
+        const peak = Math.max(...samples.splice(0), settled);
+        runs.push({ calls: calls - callsBefore, seconds, peak, settled });
+        if (settled - before < RSS_GROWTH_LIMIT_KIB) break;
+        before = Math.max(before, peak);
+      }
     } finally {
       clearInterval(sampler);
     }
 
+    const first = runs[0];
+    const last = runs[runs.length - 1];
+    const previous = runs.length > 1
+      ? Math.max(baseline, ...runs.slice(0, -1).map((r) => r.peak))
+      : baseline;
     const summary = {
       clients: CLIENTS,
-      calls: runCalls,
-      calls_per_second: Math.round(runCalls / elapsed),
+      calls: first.calls,
+      calls_per_second: Math.round(first.calls / first.seconds),
       errors: errors.length,
-      rss_kib: { baseline, peak, settled, growth: settled - baseline },
+      rss_kib: {
+        baseline,
+        peak: first.peak,
+        settled: first.settled,
+        growth: first.settled - baseline,
+      },
+      runs: runs.map((r) => ({ calls: r.calls, peak_kib: r.peak, settled_kib: r.settled })),
     };
     await Deno.writeTextFile(`${dir}/load-summary.json`, JSON.stringify(summary, null, 2) + "\n");
     console.log(`load: ${JSON.stringify(summary)}`);
 
     assert.deepEqual(errors.slice(0, 5), [], `${errors.length} of ${calls} calls failed`);
-    assert.ok(runCalls >= CLIENTS, `only ${runCalls} calls in the run`);
+    assert.ok(first.calls >= CLIENTS, `only ${first.calls} calls in the run`);
     assert.ok(
-      settled - baseline < RSS_GROWTH_LIMIT_KIB,
-      `RSS grew from ${baseline} KiB to ${settled} KiB after the run settled`,
+      last.settled - previous < RSS_GROWTH_LIMIT_KIB,
+      `RSS grew in each of ${runs.length} runs, last from ${previous} KiB to ${last.settled} KiB after it settled`,
     );
     const health = await fetch(`${server.url}/health`);
     assert.equal(health.status, 200);

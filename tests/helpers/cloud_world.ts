@@ -27,9 +27,12 @@ export interface CloudWorld {
 }
 
 export async function startCloudWorld(
-  options: StartOptions & { uploadLimit?: number } = {},
+  options: StartOptions & { uploadLimit?: number; changelogEmbedLimit?: number } = {},
 ): Promise<CloudWorld> {
-  const cloud = createFakeJiraCloud({ uploadLimit: options.uploadLimit });
+  const cloud = createFakeJiraCloud({
+    uploadLimit: options.uploadLimit,
+    changelogEmbedLimit: options.changelogEmbedLimit,
+  });
   const site = await startFakeJira({ handler: (req) => cloud.fetch(req) });
   const server = await startServer({ ...options, cloudGatewayUrl: site.origin });
   const user = async (name: string, admin: boolean, scoped: boolean): Promise<CloudUser> => {

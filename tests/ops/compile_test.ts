@@ -84,7 +84,10 @@ Deno.test("the compiled binary's flags grant exactly what Deno grants the start 
 Deno.test("compileArgs() lists the config variables as --allow-env, and nothing broader", async () => {
   const args = compileArgs(await serverSet());
   assert.equal(flagValue(args, "--allow-env"), `--allow-env=${ENV_VARS.join(",")}`);
-  assert.equal(flagValue(args, "--allow-run"), "--allow-run=sudo,sysctl,dpkg-query,rpm");
+  assert.equal(
+    flagValue(args, "--allow-run"),
+    "--allow-run=sudo,sysctl,/usr/bin/dpkg-query,/usr/bin/rpm",
+  );
   assert.equal(flagValue(args, "--allow-sys"), "--allow-sys=hostname,userInfo,uid,gid");
   for (const flag of ["--allow-read", "--allow-write", "--allow-env", "--allow-run"]) {
     assert.ok(!args.includes(flag), `${flag} without a list`);

@@ -31,7 +31,9 @@ const candidates: Deno.PermissionDescriptor[] = [
     name: "net" as const,
     host,
   })),
-  ...["sudo", "sysctl", "dpkg-query", "rpm", "sh", "python3", "cat"].map((command) => ({
+  ...["sudo", "sysctl", "dpkg-query", "rpm", "/usr/bin/rpm", "sh", "python3", "cat"].map((
+    command,
+  ) => ({
     name: "run" as const,
     command,
   })),

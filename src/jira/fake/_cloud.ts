@@ -4,13 +4,17 @@
 // names; REST v3 (v2 answers too); `/_edge/tenant_info` gives the cloudId; scoped tokens work
 // only through `/ex/jira/{cloudId}/…` and are refused on the site URL; the gateway refuses a
 // route whose scope the token lacks; repeated failed logins put the account into a CAPTCHA
-// state; 429s carry Retry-After and X-RateLimit-* headers.
+// state; 429s carry Retry-After and X-RateLimit-* headers. Change requests for the approval
+// gate answer in Cloud's shapes (src/approval/JIRA_ENDPOINTS.md, "Jira Cloud"): changelog
+// authors by accountId, a truncated embedded changelog with the paged `issue/{key}/changelog`,
+// project role actors with `actorUser`/`actorGroup`, and `user/groups?accountId=`.
 
 import { formatJiraDate } from "./_beans.ts";
 import { formDataBoundary } from "./_multipart.ts";
 import { readUpload } from "./_upload.ts";
 import { guessMimeType } from "./_state.ts";
 import type { FakeAttachment, RecordedRequest } from "./_types.ts";
+import { type FakeChangeRequestInit, FakeCrData, type FakeRoleInit } from "./_cr.ts";
 
 /** The scopes of a classic token's reach that sosvault's routes need (see the README). */
 export const CLOUD_SCOPES = ["read:jira-user", "read:jira-work", "write:jira-work"] as const;
@@ -30,6 +34,8 @@ export interface FakeCloudOptions {
   maxRecordedRequests?: number;
   redactRecordedAuthorization?: boolean;
   now?: () => Date;
+  /** How many changelog histories an issue bean embeds before `total` says there are more. */
+  changelogEmbedLimit?: number;
 }
 
 export interface FakeCloudTokenInit {
@@ -67,6 +73,14 @@ export interface FakeJiraCloud {
   solveCaptcha(email: string): void;
   readonly requests: RecordedRequest[];
   clearRequests(): void;
+  /** A change request (an issue with workflow status, labels, custom fields and a changelog). */
+  addChangeRequest(init: FakeChangeRequestInit): void;
+  /** A workflow transition by the account with this e-mail, recorded in the changelog. */
+  transition(key: string, to: string, byEmail: string): void;
+  setField(key: string, field: string, value: unknown): void;
+  /** A project role; `users` are the e-mails of its user actors, `groups` group names. */
+  addProjectRole(project: string, name: string, init: FakeRoleInit): void;
+  addToGroup(group: string, email: string): void;
 }
 
 interface Account {
@@ -119,6 +133,7 @@ class FakeCloud implements FakeJiraCloud {
   #limited = 0;
   #limitSeconds = 0;
   #limitMethod: string | undefined;
+  #cr = new FakeCrData();
 
   constructor(options: FakeCloudOptions) {
     this.#o = options;
@@ -188,6 +203,45 @@ class FakeCloud implements FakeJiraCloud {
 
   clearRequests(): void {
     this.requests.length = 0;
+  }
+
+  addChangeRequest(init: FakeChangeRequestInit): void {
+    this.addIssue({ key: init.key, browsers: init.browsers });
+    this.#cr.add(init);
+  }
+
+  transition(key: string, to: string, byEmail: string): void {
+    const at = formatJiraDate(this.#o.now?.() ?? new Date(), 0);
+    this.#cr.transitionAs(key, to, this.#accountId(byEmail), at);
+  }
+
+  setField(key: string, field: string, value: unknown): void {
+    this.#cr.setField(key, field, value);
+  }
+
+  addProjectRole(project: string, name: string, init: FakeRoleInit): void {
+    this.#cr.addRole(project, name, {
+      users: (init.users ?? []).map((e) => this.#accountId(e)),
+      groups: init.groups,
+    });
+  }
+
+  addToGroup(group: string, email: string): void {
+    this.#cr.addToGroup(group, this.#accountId(email));
+  }
+
+  #accountId(email: string): string {
+    const a = this.#accounts.get(email.toLowerCase());
+    if (!a) throw new Error(`no account ${email}`);
+    return a.accountId;
+  }
+
+  /** A changelog author or role actor as Cloud shows another account: no e-mail, no name. */
+  #author(base: string): (accountId: string) => Record<string, unknown> {
+    return (accountId) => {
+      const a = [...this.#accounts.values()].find((x) => x.accountId === accountId);
+      return a ? this.#user(base, a, false) : { accountId };
+    };
   }
 
   async fetch(req: Request): Promise<Response> {
@@ -306,12 +360,75 @@ class FakeCloud implements FakeJiraCloud {
     if (req.method === "GET" && issueGet) {
       const issue = this.#find(decodeURIComponent(issueGet[1]), account);
       if (!issue) return notVisible();
-      return ok({
+      const bean: Record<string, unknown> = {
         id: issue.id,
         key: issue.key,
         self: `${base}/rest/api/3/issue/${issue.id}`,
         fields: { attachment: issue.attachments.map((a) => this.#bean(base, a)) },
-      });
+      };
+      this.#cr.decorateCloud(
+        bean,
+        issue.key,
+        base,
+        url.searchParams.get("fields"),
+        url.searchParams.get("expand"),
+        this.#author(base),
+        this.#o.changelogEmbedLimit ?? 100,
+      );
+      return ok(bean);
+    }
+    const changelog = m(/^\/issue\/([^/]+)\/changelog$/);
+    if (req.method === "GET" && changelog) {
+      const issue = this.#find(decodeURIComponent(changelog[1]), account);
+      if (!issue) return notVisible();
+      const num = (name: string, fallback: number) => {
+        const v = Number(url.searchParams.get(name) ?? fallback);
+        return Number.isInteger(v) && v >= 0 ? v : fallback;
+      };
+      const page = this.#cr.changelogPage(
+        issue.key,
+        num("startAt", 0),
+        num("maxResults", 100),
+        base,
+        this.#author(base),
+      );
+      return ok(
+        page ?? { startAt: 0, maxResults: 100, total: 0, isLast: true, values: [] },
+      );
+    }
+    const roles = m(/^\/project\/([^/]+)\/role$/);
+    if (req.method === "GET" && roles) {
+      const project = decodeURIComponent(roles[1]);
+      const bean = this.#cr.rolesBean(project, base, "3");
+      if (!bean) {
+        return json(404, {
+          errorMessages: [`No project could be found with key '${project}'.`],
+          errors: {},
+        });
+      }
+      return ok(bean);
+    }
+    const role = m(/^\/project\/([^/]+)\/role\/(\d+)$/);
+    if (req.method === "GET" && role) {
+      const author = this.#author(base);
+      const bean = this.#cr.cloudRoleBean(
+        decodeURIComponent(role[1]),
+        role[2],
+        base,
+        (id) => String(author(id).displayName ?? id),
+      );
+      if (!bean) return json(404, { errorMessages: ["Can not find project role."], errors: {} });
+      return ok(bean);
+    }
+    if (req.method === "GET" && route === "/user/groups") {
+      const accountId = url.searchParams.get("accountId") ?? "";
+      if (![...this.#accounts.values()].some((a) => a.accountId === accountId)) {
+        return json(404, {
+          errorMessages: [`User with accountId '${accountId}' does not exist`],
+          errors: {},
+        });
+      }
+      return ok(this.#cr.cloudGroupsOf(accountId, base));
     }
     const upload = m(/^\/issue\/([^/]+)\/attachments$/);
     if (req.method === "POST" && upload) {
@@ -448,7 +565,9 @@ class FakeCloud implements FakeJiraCloud {
 
 /** The classic scope each route sosvault calls needs (Jira Cloud REST v3 reference). */
 function scopeOf(method: string, route: string): string | undefined {
-  if (route === "/myself") return "read:jira-user";
+  if (route === "/myself" || route === "/user/groups") return "read:jira-user";
+  // Project roles take read:jira-work (or the granular read:project-role:jira set).
+  if (method === "GET" && /^\/project\/[^/]+\/role(\/\d+)?$/.test(route)) return "read:jira-work";
   if (method === "POST" && /^\/issue\/[^/]+\/attachments$/.test(route)) return "write:jira-work";
   if (method === "GET" && (/^\/issue\//.test(route) || route === "/attachment/meta")) {
     return "read:jira-work";
