@@ -40,6 +40,7 @@ export interface AttachResult {
   attachment: Omit<AttachmentInfo, "author">;
   replaced_duplicates: false;
   existing_same_name: string[];
+  warnings?: ResultWarning[];
 }
 
 /** A notice beside a successful result (DESIGN.md has no shape for it; see README). */
@@ -129,6 +130,8 @@ export class AttachmentService {
       let uploaded: AttachmentInfo[];
       let existing: { issue_key: string; attachments: AttachmentInfo[] };
       let sameName: string[];
+      // The pre-flight listing is redacted like any listing; the user hears of it here too.
+      let exposed = false;
       try {
         await use.ready;
         use.signal.throwIfAborted();
@@ -145,7 +148,14 @@ export class AttachmentService {
             `the file is ${artifact.size} bytes, above this Jira's attachment limit of ${settings.uploadLimit} bytes: ask the Jira administrator, or split the file`,
           );
         }
-        existing = await listIssueAttachments(this.d.jira, base, cred.auth, key, use.signal);
+        existing = await listIssueAttachments(
+          this.d.jira,
+          base,
+          cred.auth,
+          key,
+          use.signal,
+          () => exposed = true,
+        );
         sameName = existing.attachments.filter((a) => a.filename === filename).map((a) => a.id);
         await progress(0, artifact.size, `uploading ${filename}`);
         uploaded = await uploadAttachment(this.d.uploader, {
@@ -183,6 +193,17 @@ export class AttachmentService {
       }
       await progress(artifact.size, artifact.size, "done");
       await this.d.events.record({ ...event, issue_key: existing.issue_key, outcome: "success" });
+      if (exposed) {
+        await this.d.events.record({
+          type: "secret_in_upstream",
+          outcome: "failure",
+          user: ctx.user,
+          connection_id: input.connection_id,
+          issue_key: existing.issue_key,
+          request_id: ctx.requestId,
+          source: ctx.source,
+        });
+      }
       return {
         issue_key: existing.issue_key,
         attachment: {
@@ -194,6 +215,7 @@ export class AttachmentService {
         },
         replaced_duplicates: false,
         existing_same_name: sameName,
+        ...(exposed ? { warnings: [SECRET_IN_UPSTREAM_WARNING] } : {}),
       };
     } catch (err) {
       await this.d.events.record({ ...event, outcome: "failure", error_code: codeOf(err) });

@@ -96,3 +96,39 @@ Deno.test("an answer without the caller's token carries no warning and records n
     await w.close();
   }
 });
+
+Deno.test("attaching to an issue whose listing quotes the caller's PAT: uploaded, warned about and recorded", async () => {
+  const w = await startWorld();
+  const alice = await connectMcp(w.server.url, w.alice.token);
+  try {
+    const pat = w.alice.pat;
+    w.jira.jira.addIssue({
+      key: "SUP-7",
+      browsers: ["alice.jira"],
+      attachments: [{ filename: `notes-${pat}.txt`, size: 5 }],
+    });
+    const id = await w.connect(w.alice);
+    const dir = `${w.server.env.SOSVAULT_ARTIFACT_DIR}/alice`;
+    await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
+    await Deno.writeTextFile(`${dir}/report.txt`, "a report\n", { mode: 0o600 });
+    const r = await alice.call("jira_attach_artifact", {
+      connection_id: id,
+      issue_key: "SUP-7",
+      artifact_ref: `${dir}/report.txt`,
+    });
+    assert.ok(!r.isError, JSON.stringify(r));
+    assert.equal(r.structuredContent.attachment.filename, "report.txt");
+    assert.deepEqual(r.structuredContent.warnings?.map((x: { code: string }) => x.code), [
+      "secret_in_upstream",
+    ]);
+    assert.ok(!JSON.stringify(r).includes(pat));
+    const events = await w.server.services.events.list({ type: "secret_in_upstream" });
+    assert.equal(events.length, 1);
+    assert.equal(events[0].connection_id, id);
+    assert.equal(events[0].issue_key, "SUP-7");
+    assert.ok(!JSON.stringify(events).includes(pat));
+  } finally {
+    await alice.close();
+    await w.close();
+  }
+});

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { defineTool } from "../tool.ts";
-import { connectionId, issueKey } from "./schemas.ts";
+import { connectionId, issueKey, warningsOutput } from "./schemas.ts";
 
 export const jiraListAttachments = defineTool({
   name: "jira_list_attachments",
@@ -17,8 +17,7 @@ export const jiraListAttachments = defineTool({
       created: z.string(),
       author: z.string(),
     })),
-    /** Present when something needs the user's action, e.g. their token is exposed in Jira. */
-    warnings: z.array(z.object({ code: z.string(), message: z.string() })).optional(),
+    warnings: warningsOutput,
   }),
   annotations: {
     title: "List Jira attachments",

@@ -33,3 +33,7 @@ export const attachmentOutput = z.object({
   mime_type: z.string(),
   created: z.string(),
 });
+
+/** Present when something needs the user's action, e.g. their token is exposed in Jira. */
+export const warningsOutput = z.array(z.object({ code: z.string(), message: z.string() }))
+  .optional();
