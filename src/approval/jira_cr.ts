@@ -73,6 +73,42 @@ const userSchema = z.object({
   groups: z.object({ items: z.array(z.object({ name: z.string() }).loose()) }).loose(),
 });
 
+/** One changelog entry, as both deployments send it (the author's shape differs). */
+export interface History<A> {
+  author?: A | null;
+  items: Array<{ field: string; toString?: string | null }>;
+}
+
+/**
+ * The change request from the issue and its changelog (oldest first): the newest move into the
+ * approved status is the approval, and `approverOf` names its author the deployment's way.
+ */
+export function toChangeRequest<A>(
+  issue: {
+    key: string;
+    fields: { project: { key: string }; status: { name: string }; labels?: string[] | null };
+  },
+  histories: readonly History<A>[],
+  approvedStatus: string,
+  extraFields: readonly string[],
+  approverOf: (author: A) => NonNullable<ChangeRequest["approver"]>,
+): ChangeRequest {
+  let approver: ChangeRequest["approver"] = null;
+  for (const h of histories) {
+    const intoApproved = h.items.some((i) => i.field === "status" && i.toString === approvedStatus);
+    if (intoApproved && h.author) approver = approverOf(h.author);
+  }
+  const raw = issue.fields as Record<string, unknown>;
+  return {
+    key: issue.key,
+    project: issue.fields.project.key,
+    status: issue.fields.status.name,
+    labels: issue.fields.labels ?? [],
+    fields: Object.fromEntries(extraFields.map((f) => [f, raw[f] ?? null])),
+    approver,
+  };
+}
+
 export function unexpected(what: string): AppError {
   return new AppError("upstream_unavailable", `Jira answered ${what} with an unexpected body`);
 }
@@ -92,25 +128,13 @@ export function dataCenterApprovalJira(jira: JiraClient): ApprovalJira {
       const parsed = issueSchema.safeParse(body);
       if (!parsed.success) throw unexpected("the change request");
       const issue = parsed.data;
-      // Histories come oldest first; the newest move into the approved status is the approval.
-      let approver: ChangeRequest["approver"] = null;
-      for (const h of issue.changelog?.histories ?? []) {
-        const intoApproved = h.items.some((i) =>
-          i.field === "status" && i.toString === approvedStatus
-        );
-        if (intoApproved && h.author) {
-          approver = { name: h.author.name, display_name: h.author.displayName ?? h.author.name };
-        }
-      }
-      const raw = issue.fields as Record<string, unknown>;
-      return {
-        key: issue.key,
-        project: issue.fields.project.key,
-        status: issue.fields.status.name,
-        labels: issue.fields.labels ?? [],
-        fields: Object.fromEntries(extraFields.map((f) => [f, raw[f] ?? null])),
-        approver,
-      };
+      return toChangeRequest(
+        issue,
+        issue.changelog?.histories ?? [],
+        approvedStatus,
+        extraFields,
+        (a) => ({ name: a.name, display_name: a.displayName ?? a.name }),
+      );
     },
 
     async holdsRole(auth, project, role, user) {

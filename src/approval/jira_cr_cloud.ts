@@ -12,7 +12,7 @@ import { z } from "zod";
 import { AppError } from "../errors.ts";
 import type { JiraClient } from "../jira/client.ts";
 import type { JiraAuth } from "../jira/auth.ts";
-import { type ApprovalJira, type ChangeRequest, unexpected } from "./jira_cr.ts";
+import { type ApprovalJira, toChangeRequest, unexpected } from "./jira_cr.ts";
 
 /** Cloud's own page size limit for the changelog (maxResults at most 100). */
 export const CHANGELOG_PAGE_SIZE = 100;
@@ -97,27 +97,13 @@ export function cloudApprovalJira(jira: JiraClient): ApprovalJira {
       if (total !== undefined && total > histories.length) {
         histories = await pagedChangelog(jira, auth, key);
       }
-      let approver: ChangeRequest["approver"] = null;
-      for (const h of histories) {
-        const intoApproved = h.items.some((i) =>
-          i.field === "status" && i.toString === approvedStatus
-        );
-        if (intoApproved && h.author) {
-          approver = {
-            name: h.author.accountId,
-            display_name: h.author.displayName ?? h.author.accountId,
-          };
-        }
-      }
-      const raw = issue.fields as Record<string, unknown>;
-      return {
-        key: issue.key,
-        project: issue.fields.project.key,
-        status: issue.fields.status.name,
-        labels: issue.fields.labels ?? [],
-        fields: Object.fromEntries(extraFields.map((f) => [f, raw[f] ?? null])),
-        approver,
-      };
+      return toChangeRequest(
+        issue,
+        histories,
+        approvedStatus,
+        extraFields,
+        (a) => ({ name: a.accountId, display_name: a.displayName ?? a.accountId }),
+      );
     },
 
     async holdsRole(auth, project, role, accountId) {
