@@ -84,6 +84,8 @@ export class KnownSecrets {
   static readonly MAX_WINDOWS = 4_000_000;
   /** HMAC confirmations per search (prefilter matches). */
   static readonly MAX_CONFIRMS = 256;
+  /** No secret shorter than this is fingerprinted, so no shorter text can contain one. */
+  static readonly MIN_LENGTH = MIN_LENGTH;
 
   readonly #groups: Group[] = [];
 

@@ -44,7 +44,8 @@ export class SecretGuard {
     };
     // Security: the caller's own secrets anywhere inside any string (`notes-<PAT>.txt`).
     const searchKnown = async (text: string) => {
-      if (OWN_ID.test(text)) return null;
+      // Field names (`connection_id`) and our own ids are in every call: no KV listing for them.
+      if (text.length < KnownSecrets.MIN_LENGTH || OWN_ID.test(text)) return null;
       const { matcher } = await load();
       const r = matcher.search(text);
       return r.found ? "found" as const : r.exhausted ? "exhausted" as const : null;
