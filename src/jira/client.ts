@@ -13,12 +13,18 @@ export const USER_AGENT = "sosvault/0.1 (+jira-attachment-client)";
 
 export interface JiraClientOptions {
   transport: JiraTransport;
+  /**
+   * JIRA_TIMEOUT_SECONDS: the deadline of one whole call, every attempt, the waits between
+   * them and the reading of the answer included.
+   */
   timeoutMs: number;
   /** Bounded retries for idempotent GETs only; uploads are never retried. */
   retries?: number;
   /** Longest Retry-After sosvault will wait inside one request before answering rate_limited. */
   maxRetryWaitMs?: number;
   sleep?: (ms: number) => Promise<void>;
+  /** Milliseconds since the epoch; the deadline is kept on this clock (tests inject one). */
+  now?: () => number;
 }
 
 const SSO_HINT =
@@ -32,6 +38,7 @@ export class JiraClient {
       retries: 2,
       maxRetryWaitMs: 5000,
       sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
+      now: () => Date.now(),
       ...options,
     };
   }
@@ -121,8 +128,11 @@ export class JiraClient {
   }
 
   /**
-   * GET with bounded retries on 429/502/503/504 and network failures. Aborting `signal` (a
-   * revoke in flight) stops it at once, retries included.
+   * GET with bounded retries on 429/502/503/504 and on failures that happened before the
+   * request was sent (connection refused), all within one deadline of `timeoutMs`: a timeout
+   * is never retried (Jira may be working on the request, and each retry would get the full
+   * time again), and a wait that would end past the deadline is not started. Aborting
+   * `signal` (a revoke in flight) stops it at once, retries included.
    */
   async getJson(
     baseUrl: string,
@@ -132,22 +142,29 @@ export class JiraClient {
     signal?: AbortSignal,
   ): Promise<unknown> {
     const auth = toAuth(baseUrl, pat);
+    const deadline = this.#o.now() + this.#o.timeoutMs;
+    /** Whether a wait of `ms` still leaves time for another attempt before the deadline. */
+    const fits = (ms: number) => this.#o.now() + ms < deadline;
     for (let attempt = 0;; attempt++) {
       // Security: no request, first or retried, goes out with the PAT once the use is aborted.
       signal?.throwIfAborted();
       let res: Response;
       try {
-        res = await this.send(baseUrl, path, auth, { method: "GET", signal });
+        res = await this.send(baseUrl, path, auth, { method: "GET", signal }, deadline);
       } catch (err) {
-        if (attempt < this.#o.retries && !signal?.aborted) {
-          await this.#o.sleep(backoff(attempt));
+        const wait = backoff(attempt);
+        if (
+          attempt < this.#o.retries && !signal?.aborted && err instanceof AppError &&
+          err.detail?.beforeSend === true && fits(wait)
+        ) {
+          await this.#o.sleep(wait);
           continue;
         }
         throw err;
       }
       if (RETRYABLE.has(res.status) && attempt < this.#o.retries) {
         const wait = res.status === 429 ? retryAfterMs(res) ?? backoff(attempt) : backoff(attempt);
-        if (wait <= this.#o.maxRetryWaitMs) {
+        if (wait <= this.#o.maxRetryWaitMs && fits(wait)) {
           await res.body?.cancel();
           await this.#o.sleep(wait);
           continue;
@@ -157,12 +174,17 @@ export class JiraClient {
     }
   }
 
-  /** One request to `{baseUrl}{path}`. Throws upstream_unavailable on network/TLS/timeout. */
+  /**
+   * One request to `{baseUrl}{path}`, aborted at `deadline` (epoch ms on the client's clock;
+   * default: `timeoutMs` from now). Throws upstream_unavailable on network/TLS/timeout, with
+   * `detail.beforeSend` when the connection failed before the request was sent.
+   */
   async send(
     baseUrl: string,
     path: string,
     pat: string | JiraAuth,
     init: RequestInit,
+    deadline = this.#o.now() + this.#o.timeoutMs,
   ): Promise<Response> {
     const headers = new Headers(init.headers);
     headers.set("Authorization", toAuth(baseUrl, pat).authorization);
@@ -170,9 +192,10 @@ export class JiraClient {
     headers.set("User-Agent", USER_AGENT);
     // Jira's XSRF filter also guards bodyless mutations; harmless on GETs.
     headers.set("X-Atlassian-Token", "no-check");
-    const signal = init.signal
-      ? AbortSignal.any([init.signal, AbortSignal.timeout(this.#o.timeoutMs)])
-      : AbortSignal.timeout(this.#o.timeoutMs);
+    const left = deadline - this.#o.now();
+    if (left <= 0) throw transportFailure(new DOMException("deadline passed", "TimeoutError"));
+    const timeout = AbortSignal.timeout(left);
+    const signal = init.signal ? AbortSignal.any([init.signal, timeout]) : timeout;
     try {
       return await this.#o.transport(
         new Request(baseUrl + path, { ...init, headers, redirect: "manual", signal }),
@@ -184,8 +207,19 @@ export class JiraClient {
   }
 }
 
+/**
+ * A failure while connecting (TCP connect, refused, reset or closed during the TLS handshake):
+ * the request, and so the PAT, never left. Deno's fetch reports these as hyper's
+ * "client error (Connect)"; a certificate that is not trusted will not change on a retry.
+ */
+function failedBeforeSend(err: unknown): boolean {
+  const text = `${(err as Error)?.message ?? ""} ${String((err as Error)?.cause ?? "")}`;
+  return /client error \(Connect\)/.test(text) && !/certificate|UnknownIssuer/i.test(text);
+}
+
 function transportFailure(err: unknown): AppError {
   const timedOut = err instanceof DOMException && err.name === "TimeoutError";
+  const beforeSend = !timedOut && failedBeforeSend(err);
   // The underlying error text can contain the URL but never headers; still, keep it in
   // `detail` (server log only) and give the client a fixed message.
   return new AppError(
@@ -193,7 +227,7 @@ function transportFailure(err: unknown): AppError {
     timedOut
       ? "Jira did not answer in time: try again later, or ask the operator to raise JIRA_TIMEOUT_SECONDS"
       : "Jira could not be reached (network or TLS failure): check base_url, and that the Jira certificate is trusted (JIRA_CA_FILE)",
-    { detail: { error: String((err as Error)?.message ?? err) } },
+    { detail: { error: String((err as Error)?.message ?? err), beforeSend } },
   );
 }
 
