@@ -15,7 +15,9 @@ import {
   normaliseIssueKey,
 } from "../jira/attachments.ts";
 import { uploadAttachment, type Uploader } from "../jira/upload.ts";
-import type { EventLog } from "../security/events.ts";
+import type { EventLog, UpstreamPlace } from "../security/events.ts";
+import { type Redactions, redactSecrets } from "../jira/redact.ts";
+import type { Deployment } from "../jira/auth.ts";
 import { KnownSecrets } from "../security/known_secrets.ts";
 import { type ArtifactPolicy, attachmentName, resolveArtifact } from "./artifacts.ts";
 
@@ -40,6 +42,22 @@ export interface AttachResult {
   attachment: Omit<AttachmentInfo, "author">;
   replaced_duplicates: false;
   existing_same_name: string[];
+  warnings?: UpstreamWarning[];
+}
+
+/** Told to the user beside a result built from a Jira answer that quoted their token. */
+export interface UpstreamWarning {
+  code: "secret_in_upstream";
+  message: string;
+}
+
+export function secretInUpstreamWarning(deployment: Deployment): UpstreamWarning {
+  const token = deployment === "cloud" ? "API token" : "personal access token";
+  return {
+    code: "secret_in_upstream",
+    message:
+      `Jira's answer contained this connection's ${token} (for example in an attachment's file name); sosvault replaced it with [redacted]. The token is exposed to everyone who can see this in Jira: revoke it in Jira now, connect again with a new one (jira_connect), and ask the Jira administrator to remove it from the issue.`,
+  };
 }
 
 export type Progress = (done: number, total: number, message?: string) => Promise<void> | void;
@@ -61,11 +79,50 @@ export class AttachmentService {
       const cred = await this.d.connections.use(ctx, connectionId, "list");
       try {
         refuseOwnSecret(cred.auth.secrets, [key]);
-        return await listIssueAttachments(this.d.jira, cred.auth.apiBase, cred.auth, key);
+        const found: Redactions = { spans: 0 };
+        const listed = await listIssueAttachments(
+          this.d.jira,
+          cred.auth.apiBase,
+          cred.auth,
+          key,
+          undefined,
+          found,
+        );
+        if (found.spans === 0) return listed;
+        await this.#secretInUpstream(event, listed.issue_key, ["issue_attachments"]);
+        return { ...listed, warnings: [secretInUpstreamWarning(cred.auth.deployment)] };
       } finally {
         cred.release();
       }
     });
+  }
+
+  /**
+   * Security: one event per Jira answer that quoted the caller's token, naming the connection,
+   * the issue and which answer it was; never the token (it is gone from the data by now).
+   */
+  async #secretInUpstream(
+    event: {
+      user: string;
+      connection_id: string;
+      request_id: string;
+      source: RequestContext["source"];
+    },
+    issueKey: string,
+    places: readonly UpstreamPlace[],
+  ): Promise<void> {
+    for (const where of places) {
+      await this.d.events.record({
+        type: "secret_in_upstream",
+        outcome: "failure",
+        user: event.user,
+        connection_id: event.connection_id,
+        issue_key: issueKey,
+        request_id: event.request_id,
+        source: event.source,
+        where,
+      });
+    }
   }
 
   async attach(
@@ -95,10 +152,19 @@ export class AttachmentService {
       let uploaded: AttachmentInfo[];
       let existing: { issue_key: string; attachments: AttachmentInfo[] };
       let sameName: string[];
+      const inSettings: Redactions = { spans: 0 };
+      const inListing: Redactions = { spans: 0 };
+      const inUpload: Redactions = { spans: 0 };
       try {
         await use.ready;
         use.signal.throwIfAborted();
-        const settings = await attachmentSettings(this.d.jira, base, cred.auth, use.signal);
+        const settings = await attachmentSettings(
+          this.d.jira,
+          base,
+          cred.auth,
+          use.signal,
+          inSettings,
+        );
         if (!settings.enabled) {
           throw new AppError(
             "forbidden",
@@ -111,7 +177,14 @@ export class AttachmentService {
             `the file is ${artifact.size} bytes, above this Jira's attachment limit of ${settings.uploadLimit} bytes: ask the Jira administrator, or split the file`,
           );
         }
-        existing = await listIssueAttachments(this.d.jira, base, cred.auth, key, use.signal);
+        existing = await listIssueAttachments(
+          this.d.jira,
+          base,
+          cred.auth,
+          key,
+          use.signal,
+          inListing,
+        );
         sameName = existing.attachments.filter((a) => a.filename === filename).map((a) => a.id);
         await progress(0, artifact.size, `uploading ${filename}`);
         uploaded = await uploadAttachment(this.d.uploader, {
@@ -126,21 +199,20 @@ export class AttachmentService {
           idleTimeoutMs: this.d.idleTimeoutMs,
           onProgress: (sent, total) => void progress(sent, total),
         });
+        // Security: what Jira says it stored goes to the model; never with the token in it.
+        uploaded = redactSecrets(uploaded, cred.auth.secrets, inUpload);
       } catch (err) {
         throw use.signal.aborted && use.signal.reason instanceof AppError ? use.signal.reason : err;
       } finally {
         use.release();
         cred.release();
       }
+      const places: UpstreamPlace[] = [];
+      if (inSettings.spans > 0) places.push("attachment_settings");
+      if (inListing.spans > 0) places.push("issue_attachments");
+      if (inUpload.spans > 0) places.push("upload_answer");
+      await this.#secretInUpstream(event, existing.issue_key, places);
       const first = uploaded[0];
-      // Security: what Jira says it stored goes to the model; never if it quotes the token.
-      const answer = JSON.stringify(uploaded);
-      if (cred.auth.secrets.some((s) => answer.includes(s))) {
-        throw new AppError(
-          "upstream_unavailable",
-          "Jira's answer contained the personal access token itself, so sosvault did not use it: tell the Jira administrator",
-        );
-      }
       if (!first) {
         throw new AppError(
           "upstream_unavailable",
@@ -160,6 +232,7 @@ export class AttachmentService {
         },
         replaced_duplicates: false,
         existing_same_name: sameName,
+        ...(places.length > 0 ? { warnings: [secretInUpstreamWarning(cred.auth.deployment)] } : {}),
       };
     } catch (err) {
       await this.d.events.record({ ...event, outcome: "failure", error_code: codeOf(err) });

@@ -7,6 +7,7 @@ import { z } from "zod";
 import { AppError } from "../errors.ts";
 import type { JiraClient } from "./client.ts";
 import { type JiraAuth, toAuth } from "./auth.ts";
+import type { Redactions } from "./redact.ts";
 
 /** One attachment as sosvault reports it (DESIGN.md section 6, jira_list_attachments). */
 export interface AttachmentInfo {
@@ -131,6 +132,7 @@ export async function listIssueAttachments(
   pat: string | JiraAuth,
   issueKey: string,
   signal?: AbortSignal,
+  redactions?: Redactions,
 ): Promise<{ issue_key: string; attachments: AttachmentInfo[] }> {
   const key = normaliseIssueKey(issueKey);
   const auth = toAuth(baseUrl, pat);
@@ -141,6 +143,7 @@ export async function listIssueAttachments(
     auth,
     { notFound: issueNotFoundMessage(key), scope: "read:jira-work" },
     signal,
+    redactions,
   );
   const parsed = issueSchema.safeParse(body);
   if (!parsed.success) {
@@ -159,13 +162,21 @@ export async function attachmentSettings(
   baseUrl: string,
   pat: string | JiraAuth,
   signal?: AbortSignal,
+  redactions?: Redactions,
 ): Promise<{ enabled: boolean; uploadLimit: number | null }> {
   const auth = toAuth(baseUrl, pat);
-  const body = await client.getJson(auth.apiBase, `${auth.restPrefix}/attachment/meta`, auth, {
-    notFound:
-      "Jira has no attachment settings at this base URL: check the context path (for example https://host/jira)",
-    scope: "read:jira-work",
-  }, signal);
+  const body = await client.getJson(
+    auth.apiBase,
+    `${auth.restPrefix}/attachment/meta`,
+    auth,
+    {
+      notFound:
+        "Jira has no attachment settings at this base URL: check the context path (for example https://host/jira)",
+      scope: "read:jira-work",
+    },
+    signal,
+    redactions,
+  );
   const parsed = metaSchema.safeParse(body);
   if (!parsed.success) {
     throw new AppError(

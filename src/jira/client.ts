@@ -8,6 +8,7 @@ import { AppError } from "../errors.ts";
 import type { JiraTransport } from "./transport.ts";
 import { cloudMyselfSchema, type JiraUser, myselfSchema } from "./schemas.ts";
 import { type Deployment, type JiraAuth, toAuth } from "./auth.ts";
+import { type Redactions, redactSecrets } from "./redact.ts";
 
 export const USER_AGENT = "sosvault/0.1 (+jira-attachment-client)";
 
@@ -132,7 +133,8 @@ export class JiraClient {
    * request was sent (connection refused), all within one deadline of `timeoutMs`: a timeout
    * is never retried (Jira may be working on the request, and each retry would get the full
    * time again), and a wait that would end past the deadline is not started. Aborting
-   * `signal` (a revoke in flight) stops it at once, retries included.
+   * `signal` (a revoke in flight) stops it at once, retries included. With `redactions`, an
+   * answer quoting the caller's secret is used with it redacted (see readJsonOrThrow).
    */
   async getJson(
     baseUrl: string,
@@ -140,6 +142,7 @@ export class JiraClient {
     pat: string | JiraAuth,
     messages: JiraMessages = {},
     signal?: AbortSignal,
+    redactions?: Redactions,
   ): Promise<unknown> {
     const auth = toAuth(baseUrl, pat);
     const deadline = this.#o.now() + this.#o.timeoutMs;
@@ -170,7 +173,7 @@ export class JiraClient {
           continue;
         }
       }
-      return await readJsonOrThrow(res, messages, auth);
+      return await readJsonOrThrow(res, messages, auth, redactions);
     }
   }
 
@@ -281,12 +284,15 @@ function isJson(res: Response): boolean {
 
 /**
  * Maps a Jira answer to JSON or to the contract's error. The body of an error is never copied
- * into a message: it may be an HTML page, and it may echo what we sent.
+ * into a message: it may be an HTML page, and it may echo what we sent. A 2xx answer quoting
+ * the caller's secret is used with it replaced by `[redacted]` when the caller passes
+ * `redactions` (it then warns the user), and refused whole otherwise.
  */
 export async function readJsonOrThrow(
   res: Response,
   messages: JiraMessages = {},
   pat?: string | JiraAuth,
+  redactions?: Redactions,
 ): Promise<unknown> {
   const status = res.status;
   const auth = typeof pat === "string" ? undefined : pat;
@@ -315,18 +321,24 @@ export async function readJsonOrThrow(
       throw new AppError("upstream_unavailable", "Jira sent a malformed JSON answer");
     }
     // Security: Jira data (a display name, a file name) reaches answers and the model. An
-    // answer that quotes the token it was sent is refused whole rather than passed on.
-    if (secrets.some((p) => p && (text.includes(p) || text.includes(p.replaceAll("/", "\\/"))))) {
+    // answer that quotes the token it was sent is refused whole rather than passed on, unless
+    // the caller can tell the user: then the token is cut out of every string before use.
+    if (
+      !redactions &&
+      secrets.some((p) => p && (text.includes(p) || text.includes(p.replaceAll("/", "\\/"))))
+    ) {
       throw new AppError(
         "upstream_unavailable",
         "Jira's answer contained the personal access token itself, so sosvault did not use it: tell the Jira administrator",
       );
     }
+    let value: unknown;
     try {
-      return JSON.parse(text);
+      value = JSON.parse(text);
     } catch {
       throw new AppError("upstream_unavailable", "Jira sent a malformed JSON answer");
     }
+    return redactions ? redactSecrets(value, secrets, redactions) : value;
   }
   const deniedReason = (res.headers.get("x-authentication-denied-reason") ?? "").toUpperCase();
   // Security: the body is only tested for the gateway's scope refusal, never copied.

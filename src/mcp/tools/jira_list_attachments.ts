@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { defineTool } from "../tool.ts";
-import { connectionId, issueKey } from "./schemas.ts";
+import { connectionId, issueKey, upstreamWarnings } from "./schemas.ts";
 
 export const jiraListAttachments = defineTool({
   name: "jira_list_attachments",
@@ -17,6 +17,7 @@ export const jiraListAttachments = defineTool({
       created: z.string(),
       author: z.string(),
     })),
+    warnings: upstreamWarnings,
   }),
   annotations: {
     title: "List Jira attachments",

@@ -1,0 +1,101 @@
+/**
+ * Issue 14 item 2: one poisoned Jira answer does not lock an issue for good. An attachment
+ * whose file name holds the caller's own PAT (put there in Jira by anyone) is listed with the
+ * PAT replaced by `[redacted]`, the result tells the user to rotate the token, a
+ * `secret_in_upstream` event names the connection and issue, and the PAT appears in no answer,
+ * event or log line.
+ */
+import assert from "node:assert/strict";
+import { startWorld } from "../helpers/world.ts";
+import { connectMcp } from "../helpers/mcp.ts";
+import { assertNoLeak, needlesOf } from "../hardening/_helpers.ts";
+
+Deno.test("jira_list_attachments and jira_attach_artifact redact the caller's PAT from Jira's answer and warn to rotate it", async () => {
+  const w = await startWorld();
+  const mcp = await connectMcp(w.server.url, w.alice.token, {
+    recordFile: `${w.server.dir}/mcp.log`,
+  });
+  const pat = w.alice.pat;
+  const needles = needlesOf([pat]);
+  try {
+    const id = await w.connect(w.alice);
+    w.jira.jira.addIssue({
+      key: "SUP-3",
+      browsers: ["alice.jira"],
+      attachments: [
+        { filename: "sosreport.tar.xz", size: 10, author: "alice.jira" },
+        { filename: `notes-${pat}.txt`, size: 5, author: "alice.jira" },
+        { filename: `${pat}`, size: 6, author: "alice.jira" },
+      ],
+    });
+
+    // Listed twice: the second listing works as well as the first (nothing is locked).
+    for (let round = 0; round < 2; round++) {
+      const result = await mcp.call("jira_list_attachments", {
+        connection_id: id,
+        issue_key: "sup-3",
+      });
+      assert.ok(!result.isError, `round ${round}: ${JSON.stringify(result).slice(0, 300)}`);
+      const out = result.structuredContent;
+      assert.equal(out.issue_key, "SUP-3");
+      assert.deepEqual(
+        out.attachments.map((a: { filename: string }) => a.filename),
+        ["sosreport.tar.xz", "notes-[redacted].txt", "[redacted]"],
+      );
+      assert.equal(out.warnings.length, 1);
+      assert.equal(out.warnings[0].code, "secret_in_upstream");
+      assert.match(out.warnings[0].message, /personal access token/);
+      assert.match(out.warnings[0].message, /revoke it in Jira/);
+      assert.match(result.content[0].text, /secret_in_upstream/, "text-only clients see it too");
+      assertNoLeak(JSON.stringify(result), needles, `listing round ${round}`);
+    }
+
+    // Attaching to the poisoned issue: the pre-flight listing is redacted, the upload happens.
+    const dir = `${w.server.env.SOSVAULT_ARTIFACT_DIR}/alice`;
+    await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
+    await Deno.writeTextFile(`${dir}/report.txt`, "hello\n", { mode: 0o600 });
+    const attached = await mcp.call("jira_attach_artifact", {
+      connection_id: id,
+      issue_key: "SUP-3",
+      artifact_ref: `${dir}/report.txt`,
+    });
+    assert.ok(!attached.isError, JSON.stringify(attached).slice(0, 300));
+    assert.equal(attached.structuredContent.attachment.filename, "report.txt");
+    assert.deepEqual(attached.structuredContent.existing_same_name, []);
+    assert.equal(attached.structuredContent.warnings[0].code, "secret_in_upstream");
+    assertNoLeak(JSON.stringify(attached), needles, "attach result");
+    assert.equal(
+      w.jira.jira.issue("SUP-3")?.attachments.at(-1)?.filename,
+      "report.txt",
+      "the upload reached Jira",
+    );
+
+    // A clean issue carries no warning at all.
+    const clean = await mcp.call("jira_list_attachments", {
+      connection_id: id,
+      issue_key: "SUP-1",
+    });
+    assert.ok(!clean.isError);
+    assert.equal("warnings" in clean.structuredContent, false);
+
+    const events = await w.server.services.events.list({ type: "secret_in_upstream" });
+    assert.equal(events.length, 3, "one per poisoned answer: two listings, one pre-flight");
+    for (const e of events) {
+      assert.equal(e.connection_id, id);
+      assert.equal(e.issue_key, "SUP-3");
+      assert.equal(e.user, "alice");
+      assert.equal(e.where, "issue_attachments");
+      assert.equal(e.source, "mcp");
+    }
+    assertNoLeak(JSON.stringify(events), needles, "the events");
+    assert.equal(
+      (await w.server.services.events.verify()).ok,
+      true,
+      "the new events are in the signed chain",
+    );
+    assertNoLeak(w.server.logs.join("\n"), needles, "the server log");
+  } finally {
+    await mcp.close();
+    await w.close();
+  }
+});
