@@ -16,7 +16,7 @@ import {
 } from "../jira/attachments.ts";
 import { uploadAttachment, type Uploader } from "../jira/upload.ts";
 import type { EventLog, UpstreamPlace } from "../security/events.ts";
-import { type Redactions, redactSecrets } from "../jira/redact.ts";
+import type { Redactions } from "../jira/redact.ts";
 import type { Deployment } from "../jira/auth.ts";
 import { KnownSecrets } from "../security/known_secrets.ts";
 import { type ArtifactPolicy, attachmentName, resolveArtifact } from "./artifacts.ts";
@@ -140,6 +140,14 @@ export class AttachmentService {
       request_id: ctx.requestId,
       source: ctx.source,
     };
+    const inSettings: Redactions = { spans: 0 };
+    const inListing: Redactions = { spans: 0 };
+    const inUpload: Redactions = { spans: 0 };
+    const placesFound = (): UpstreamPlace[] => [
+      ...(inSettings.spans > 0 ? ["attachment_settings" as const] : []),
+      ...(inListing.spans > 0 ? ["issue_attachments" as const] : []),
+      ...(inUpload.spans > 0 ? ["upload_answer" as const] : []),
+    ];
     try {
       const artifact = await resolveArtifact(input.artifact_ref, ctx.user, this.d.policy);
       const filename = attachmentName(input.filename, artifact.name);
@@ -152,9 +160,6 @@ export class AttachmentService {
       let uploaded: AttachmentInfo[];
       let existing: { issue_key: string; attachments: AttachmentInfo[] };
       let sameName: string[];
-      const inSettings: Redactions = { spans: 0 };
-      const inListing: Redactions = { spans: 0 };
-      const inUpload: Redactions = { spans: 0 };
       try {
         await use.ready;
         use.signal.throwIfAborted();
@@ -198,20 +203,18 @@ export class AttachmentService {
           signal: use.signal,
           idleTimeoutMs: this.d.idleTimeoutMs,
           onProgress: (sent, total) => void progress(sent, total),
+          redactions: inUpload,
         });
-        // Security: what Jira says it stored goes to the model; never with the token in it.
-        uploaded = redactSecrets(uploaded, cred.auth.secrets, inUpload);
       } catch (err) {
         throw use.signal.aborted && use.signal.reason instanceof AppError ? use.signal.reason : err;
       } finally {
         use.release();
         cred.release();
       }
-      const places: UpstreamPlace[] = [];
-      if (inSettings.spans > 0) places.push("attachment_settings");
-      if (inListing.spans > 0) places.push("issue_attachments");
-      if (inUpload.spans > 0) places.push("upload_answer");
+      const places = placesFound();
       await this.#secretInUpstream(event, existing.issue_key, places);
+      // Recorded once: a failure below must not record them again.
+      inSettings.spans = inListing.spans = inUpload.spans = 0;
       const first = uploaded[0];
       if (!first) {
         throw new AppError(
@@ -235,6 +238,8 @@ export class AttachmentService {
         ...(places.length > 0 ? { warnings: [secretInUpstreamWarning(cred.auth.deployment)] } : {}),
       };
     } catch (err) {
+      // The token was seen in Jira even when the attach then failed: the event still counts.
+      await this.#secretInUpstream(event, key, placesFound());
       await this.d.events.record({ ...event, outcome: "failure", error_code: codeOf(err) });
       throw err;
     }

@@ -23,6 +23,7 @@ import { once } from "node:events";
 import { z } from "zod";
 import { AppError } from "../errors.ts";
 import { readJsonOrThrow, USER_AGENT } from "./client.ts";
+import type { Redactions } from "./redact.ts";
 import { type JiraAuth, toAuth } from "./auth.ts";
 import {
   type AttachmentInfo,
@@ -55,6 +56,11 @@ export interface UploadRequest {
    * Jira has received). Called at most every 250 ms, monotone, and last with sentBytes = size.
    */
   onProgress?: (sentBytes: number, totalBytes: number) => void;
+  /**
+   * Given: an answer quoting the caller's secret is used with it replaced by `[redacted]`
+   * (counted here, the caller warns the user); absent: such an answer is refused.
+   */
+  redactions?: Redactions;
 }
 
 export interface UploadResponse {
@@ -826,6 +832,7 @@ async function classify(res: UploadResponse, req: UploadRequest, key: string) {
       new Response(nullBody ? null : bytes, { status, headers }),
       {},
       req.auth,
+      req.redactions,
     );
     const parsed = uploadAnswerSchema.safeParse(json);
     if (!parsed.success || parsed.data.length === 0) {

@@ -8,7 +8,9 @@
 import assert from "node:assert/strict";
 import { startWorld } from "../helpers/world.ts";
 import { connectMcp } from "../helpers/mcp.ts";
-import { assertNoLeak, needlesOf } from "../hardening/_helpers.ts";
+import { startCloudWorld } from "../helpers/cloud_world.ts";
+import { startFakeJira } from "../helpers/fake_jira_server.ts";
+import { assertNoLeak, needlesOf, overrideFake } from "../hardening/_helpers.ts";
 
 Deno.test("jira_list_attachments and jira_attach_artifact redact the caller's PAT from Jira's answer and warn to rotate it", async () => {
   const w = await startWorld();
@@ -96,6 +98,94 @@ Deno.test("jira_list_attachments and jira_attach_artifact redact the caller's PA
     assertNoLeak(w.server.logs.join("\n"), needles, "the server log");
   } finally {
     await mcp.close();
+    await w.close();
+  }
+});
+
+Deno.test("Jira Cloud: the API token, email:token and its base64 in file names are redacted, with the warning", async () => {
+  const w = await startCloudWorld();
+  const mcp = await connectMcp(w.server.url, w.alice.token, {
+    recordFile: `${w.server.dir}/mcp.log`,
+  });
+  const { api, email } = w.alice;
+  const basic = btoa(`${email}:${api}`);
+  const needles = needlesOf([api, basic]);
+  try {
+    const id = await w.connect(w.alice);
+    w.cloud.addIssue({
+      key: "SUP-9",
+      browsers: [email],
+      attachments: [
+        { filename: `t-${api}.txt`, size: 1, author: w.alice.accountId },
+        { filename: `pair ${email}:${api}`, size: 2, author: w.alice.accountId },
+        { filename: `basic-${basic}.log`, size: 3, author: w.alice.accountId },
+      ],
+    });
+    const result = await mcp.call("jira_list_attachments", {
+      connection_id: id,
+      issue_key: "SUP-9",
+    });
+    assert.ok(!result.isError, JSON.stringify(result).slice(0, 300));
+    const names = result.structuredContent.attachments.map((a: { filename: string }) => a.filename);
+    assert.equal(names.length, 3);
+    for (const n of names) assert.match(n, /\[redacted\]/);
+    assert.equal(names[0], "t-[redacted].txt");
+    assert.equal(result.structuredContent.warnings[0].code, "secret_in_upstream");
+    assert.match(result.structuredContent.warnings[0].message, /API token/);
+    assertNoLeak(JSON.stringify(result), needles, "the Cloud listing");
+    const events = await w.server.services.events.list({ type: "secret_in_upstream" });
+    assert.equal(events.length, 1);
+    assert.equal(events[0].connection_id, id);
+    assertNoLeak(JSON.stringify(events), needles, "the events");
+    assertNoLeak(w.server.logs.join("\n"), needles, "the server log");
+  } finally {
+    await mcp.close();
+    await w.close();
+  }
+});
+
+Deno.test("an upload answer naming the stored file after the PAT is redacted; the upload is reported, with the warning", async () => {
+  const w = await startWorld();
+  let poison = false;
+  const jira = await startFakeJira({
+    jira: overrideFake(w.jira.jira, async (req) => {
+      if (!poison || req.method !== "POST") return undefined;
+      const pat = /^Bearer (.+)$/.exec(req.headers.get("authorization") ?? "")?.[1] ?? "";
+      const real = await w.jira.jira.fetch(req);
+      const beans = await real.json() as Array<{ filename: string }>;
+      return Response.json(beans.map((b) => ({ ...b, filename: `${pat}-${b.filename}` })));
+    }),
+  });
+  const mcp = await connectMcp(w.server.url, w.alice.token, {
+    recordFile: `${w.server.dir}/mcp.log`,
+  });
+  const needles = needlesOf([w.alice.pat]);
+  try {
+    const id = (await w.server.call("POST", "/api/jira/connections", {
+      token: w.alice.token,
+      json: { base_url: jira.url, pat: w.alice.pat },
+    })).body.connection_id;
+    const dir = `${w.server.env.SOSVAULT_ARTIFACT_DIR}/alice`;
+    await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
+    await Deno.writeTextFile(`${dir}/r.txt`, "hello\n", { mode: 0o600 });
+    poison = true;
+    const result = await mcp.call("jira_attach_artifact", {
+      connection_id: id,
+      issue_key: "SUP-1",
+      artifact_ref: `${dir}/r.txt`,
+    });
+    assert.ok(!result.isError, JSON.stringify(result).slice(0, 300));
+    assert.equal(result.structuredContent.attachment.filename, "[redacted]-r.txt");
+    assert.equal(result.structuredContent.warnings[0].code, "secret_in_upstream");
+    assertNoLeak(JSON.stringify(result), needles, "attach result");
+    const events = await w.server.services.events.list({ type: "secret_in_upstream" });
+    assert.deepEqual(events.map((e) => [e.where, e.issue_key, e.connection_id]), [
+      ["upload_answer", "SUP-1", id],
+    ]);
+    assertNoLeak(w.server.logs.join("\n"), needles, "the server log");
+  } finally {
+    await mcp.close();
+    await jira.close();
     await w.close();
   }
 });
