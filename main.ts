@@ -16,6 +16,7 @@ import { rotateKeyCommand } from "./src/cli/rotate_key.ts";
 import { requirePreviousKey } from "./src/vault/rotate.ts";
 import { locateCat, locateSos } from "./src/sos/locate.ts";
 import { VERSION } from "./src/version.ts";
+import { configuredPaths, pathPermissionProblems } from "./src/path_permissions.ts";
 import {
   captureProcessOutput,
   createLogger,
@@ -131,6 +132,11 @@ async function main(argv: string[]): Promise<number> {
   // Security: the master key leaves the environment at once, so no child process inherits it.
   for (const name of SECRET_ENV_VARS) Deno.env.delete(name);
   const config = parseConfig(env);
+  // A path outside Deno's permissions is a configuration error, said before anything opens it.
+  const pathProblems = pathPermissionProblems(
+    configuredPaths(config, command === "serve" ? "serve" : "cli"),
+  );
+  if (pathProblems.length > 0) throw new ConfigError(pathProblems);
   if (command === "rotate-key") requirePreviousKey(config);
   const services = await openServices(config, { secrets });
   try {

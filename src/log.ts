@@ -146,7 +146,8 @@ export class SecretRegistry {
   }
 }
 
-function formsOf(value: string): string[] {
+/** A secret's plain, URL-encoded, JSON-escaped and base64 forms (at least 8 characters). */
+export function formsOf(value: string): string[] {
   const forms = [value, encodeURIComponent(value), JSON.stringify(value).slice(1, -1)];
   try {
     const b64 = btoa(value);

@@ -15,9 +15,7 @@ import {
   normaliseIssueKey,
 } from "../jira/attachments.ts";
 import { uploadAttachment, type Uploader } from "../jira/upload.ts";
-import type { EventLog, UpstreamPlace } from "../security/events.ts";
-import type { Redactions } from "../jira/redact.ts";
-import type { Deployment } from "../jira/auth.ts";
+import type { EventLog } from "../security/events.ts";
 import { KnownSecrets } from "../security/known_secrets.ts";
 import { type ArtifactPolicy, attachmentName, resolveArtifact } from "./artifacts.ts";
 
@@ -42,23 +40,21 @@ export interface AttachResult {
   attachment: Omit<AttachmentInfo, "author">;
   replaced_duplicates: false;
   existing_same_name: string[];
-  warnings?: UpstreamWarning[];
+  warnings?: ResultWarning[];
 }
 
-/** Told to the user beside a result built from a Jira answer that quoted their token. */
-export interface UpstreamWarning {
+/** A notice beside a successful result (DESIGN.md has no shape for it; see README). */
+export interface ResultWarning {
   code: "secret_in_upstream";
   message: string;
 }
 
-export function secretInUpstreamWarning(deployment: Deployment): UpstreamWarning {
-  const token = deployment === "cloud" ? "API token" : "personal access token";
-  return {
-    code: "secret_in_upstream",
-    message:
-      `Jira's answer contained this connection's ${token} (for example in an attachment's file name); sosvault replaced it with [redacted]. The token is exposed to everyone who can see this in Jira: revoke it in Jira now, connect again with a new one (jira_connect), and ask the Jira administrator to remove it from the issue.`,
-  };
-}
+/** What the user must hear when Jira's answer quoted their own token. */
+export const SECRET_IN_UPSTREAM_WARNING: ResultWarning = {
+  code: "secret_in_upstream",
+  message:
+    "Jira's answer contained your own Jira token (in an attachment name or other issue data), so it is exposed to everyone who can see that issue. sosvault replaced it with [redacted] here. Revoke that token in Jira now, create a new one, reconnect with jira_connect, and remove the item that carries it from the issue.",
+};
 
 export type Progress = (done: number, total: number, message?: string) => Promise<void> | void;
 
@@ -79,50 +75,32 @@ export class AttachmentService {
       const cred = await this.d.connections.use(ctx, connectionId, "list");
       try {
         refuseOwnSecret(cred.auth.secrets, [key]);
-        const found: Redactions = { spans: 0 };
-        const listed = await listIssueAttachments(
+        let exposed = false;
+        const listing = await listIssueAttachments(
           this.d.jira,
           cred.auth.apiBase,
           cred.auth,
           key,
           undefined,
-          found,
+          () => exposed = true,
         );
-        if (found.spans === 0) return listed;
-        await this.#secretInUpstream(event, listed.issue_key, ["issue_attachments"]);
-        return { ...listed, warnings: [secretInUpstreamWarning(cred.auth.deployment)] };
+        if (!exposed) return listing;
+        // Security: the event names the connection and the issue, never the token or the
+        // poisoned value; the listing itself already carries [redacted] in its place.
+        await this.d.events.record({
+          type: "secret_in_upstream",
+          outcome: "failure",
+          user: ctx.user,
+          connection_id: connectionId,
+          issue_key: listing.issue_key,
+          request_id: ctx.requestId,
+          source: ctx.source,
+        });
+        return { ...listing, warnings: [SECRET_IN_UPSTREAM_WARNING] };
       } finally {
         cred.release();
       }
     });
-  }
-
-  /**
-   * Security: one event per Jira answer that quoted the caller's token, naming the connection,
-   * the issue and which answer it was; never the token (it is gone from the data by now).
-   */
-  async #secretInUpstream(
-    event: {
-      user: string;
-      connection_id: string;
-      request_id: string;
-      source: RequestContext["source"];
-    },
-    issueKey: string,
-    places: readonly UpstreamPlace[],
-  ): Promise<void> {
-    for (const where of places) {
-      await this.d.events.record({
-        type: "secret_in_upstream",
-        outcome: "failure",
-        user: event.user,
-        connection_id: event.connection_id,
-        issue_key: issueKey,
-        request_id: event.request_id,
-        source: event.source,
-        where,
-      });
-    }
   }
 
   async attach(
@@ -140,14 +118,6 @@ export class AttachmentService {
       request_id: ctx.requestId,
       source: ctx.source,
     };
-    const inSettings: Redactions = { spans: 0 };
-    const inListing: Redactions = { spans: 0 };
-    const inUpload: Redactions = { spans: 0 };
-    const placesFound = (): UpstreamPlace[] => [
-      ...(inSettings.spans > 0 ? ["attachment_settings" as const] : []),
-      ...(inListing.spans > 0 ? ["issue_attachments" as const] : []),
-      ...(inUpload.spans > 0 ? ["upload_answer" as const] : []),
-    ];
     try {
       const artifact = await resolveArtifact(input.artifact_ref, ctx.user, this.d.policy);
       const filename = attachmentName(input.filename, artifact.name);
@@ -160,16 +130,12 @@ export class AttachmentService {
       let uploaded: AttachmentInfo[];
       let existing: { issue_key: string; attachments: AttachmentInfo[] };
       let sameName: string[];
+      // The pre-flight listing is redacted like any listing; the user hears of it here too.
+      let exposed = false;
       try {
         await use.ready;
         use.signal.throwIfAborted();
-        const settings = await attachmentSettings(
-          this.d.jira,
-          base,
-          cred.auth,
-          use.signal,
-          inSettings,
-        );
+        const settings = await attachmentSettings(this.d.jira, base, cred.auth, use.signal);
         if (!settings.enabled) {
           throw new AppError(
             "forbidden",
@@ -188,7 +154,7 @@ export class AttachmentService {
           cred.auth,
           key,
           use.signal,
-          inListing,
+          () => exposed = true,
         );
         sameName = existing.attachments.filter((a) => a.filename === filename).map((a) => a.id);
         await progress(0, artifact.size, `uploading ${filename}`);
@@ -203,7 +169,7 @@ export class AttachmentService {
           signal: use.signal,
           idleTimeoutMs: this.d.idleTimeoutMs,
           onProgress: (sent, total) => void progress(sent, total),
-          redactions: inUpload,
+          onSecret: () => exposed = true,
         });
       } catch (err) {
         throw use.signal.aborted && use.signal.reason instanceof AppError ? use.signal.reason : err;
@@ -211,11 +177,16 @@ export class AttachmentService {
         use.release();
         cred.release();
       }
-      const places = placesFound();
-      await this.#secretInUpstream(event, existing.issue_key, places);
-      // Recorded once: a failure below must not record them again.
-      inSettings.spans = inListing.spans = inUpload.spans = 0;
       const first = uploaded[0];
+      // Security: what Jira says it stored goes to the model. It was redacted where it was read
+      // (onSecret); this is the backstop should a form of the token have slipped through.
+      const answer = JSON.stringify(uploaded);
+      if (cred.auth.secrets.some((s) => answer.includes(s))) {
+        throw new AppError(
+          "upstream_unavailable",
+          "Jira's answer contained the personal access token itself, so sosvault did not use it: tell the Jira administrator",
+        );
+      }
       if (!first) {
         throw new AppError(
           "upstream_unavailable",
@@ -224,6 +195,17 @@ export class AttachmentService {
       }
       await progress(artifact.size, artifact.size, "done");
       await this.d.events.record({ ...event, issue_key: existing.issue_key, outcome: "success" });
+      if (exposed) {
+        await this.d.events.record({
+          type: "secret_in_upstream",
+          outcome: "failure",
+          user: ctx.user,
+          connection_id: input.connection_id,
+          issue_key: existing.issue_key,
+          request_id: ctx.requestId,
+          source: ctx.source,
+        });
+      }
       return {
         issue_key: existing.issue_key,
         attachment: {
@@ -235,11 +217,9 @@ export class AttachmentService {
         },
         replaced_duplicates: false,
         existing_same_name: sameName,
-        ...(places.length > 0 ? { warnings: [secretInUpstreamWarning(cred.auth.deployment)] } : {}),
+        ...(exposed ? { warnings: [SECRET_IN_UPSTREAM_WARNING] } : {}),
       };
     } catch (err) {
-      // The token was seen in Jira even when the attach then failed: the event still counts.
-      await this.#secretInUpstream(event, key, placesFound());
       await this.d.events.record({ ...event, outcome: "failure", error_code: codeOf(err) });
       throw err;
     }

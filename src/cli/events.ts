@@ -53,7 +53,6 @@ export async function eventsCommand(
         e.signature_fingerprint ? `signature=${e.signature_fingerprint.slice(0, 16)}` : "",
         e.error_code ? `code=${e.error_code}` : "",
         e.purpose ? `purpose=${e.purpose}` : "",
-        e.where ? `where=${e.where}` : "",
         `source=${e.source}`,
         e.request_id ? `request=${e.request_id}` : "",
       ].filter(Boolean).join("  "),

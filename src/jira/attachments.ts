@@ -7,7 +7,6 @@ import { z } from "zod";
 import { AppError } from "../errors.ts";
 import type { JiraClient } from "./client.ts";
 import { type JiraAuth, toAuth } from "./auth.ts";
-import type { Redactions } from "./redact.ts";
 
 /** One attachment as sosvault reports it (DESIGN.md section 6, jira_list_attachments). */
 export interface AttachmentInfo {
@@ -132,7 +131,8 @@ export async function listIssueAttachments(
   pat: string | JiraAuth,
   issueKey: string,
   signal?: AbortSignal,
-  redactions?: Redactions,
+  /** Told where the caller's own token was found (and replaced by [redacted]) in the answer. */
+  onSecret: (paths: string[]) => void = () => {},
 ): Promise<{ issue_key: string; attachments: AttachmentInfo[] }> {
   const key = normaliseIssueKey(issueKey);
   const auth = toAuth(baseUrl, pat);
@@ -141,9 +141,14 @@ export async function listIssueAttachments(
     auth.apiBase,
     `${auth.restPrefix}/issue/${encodeURIComponent(key)}?fields=attachment`,
     auth,
-    { notFound: issueNotFoundMessage(key), scope: "read:jira-work" },
+    {
+      notFound: issueNotFoundMessage(key),
+      scope: "read:jira-work",
+      // Issue data: a file name quoting the token is redacted, never a reason to refuse the
+      // issue forever (issue 14).
+      onSecret,
+    },
     signal,
-    redactions,
   );
   const parsed = issueSchema.safeParse(body);
   if (!parsed.success) {
@@ -162,21 +167,13 @@ export async function attachmentSettings(
   baseUrl: string,
   pat: string | JiraAuth,
   signal?: AbortSignal,
-  redactions?: Redactions,
 ): Promise<{ enabled: boolean; uploadLimit: number | null }> {
   const auth = toAuth(baseUrl, pat);
-  const body = await client.getJson(
-    auth.apiBase,
-    `${auth.restPrefix}/attachment/meta`,
-    auth,
-    {
-      notFound:
-        "Jira has no attachment settings at this base URL: check the context path (for example https://host/jira)",
-      scope: "read:jira-work",
-    },
-    signal,
-    redactions,
-  );
+  const body = await client.getJson(auth.apiBase, `${auth.restPrefix}/attachment/meta`, auth, {
+    notFound:
+      "Jira has no attachment settings at this base URL: check the context path (for example https://host/jira)",
+    scope: "read:jira-work",
+  }, signal);
   const parsed = metaSchema.safeParse(body);
   if (!parsed.success) {
     throw new AppError(

@@ -8,23 +8,19 @@ import { AppError } from "../errors.ts";
 import type { JiraTransport } from "./transport.ts";
 import { cloudMyselfSchema, type JiraUser, myselfSchema } from "./schemas.ts";
 import { type Deployment, type JiraAuth, toAuth } from "./auth.ts";
-import { type Redactions, redactSecrets } from "./redact.ts";
+import { formsOf } from "../log.ts";
 
 export const USER_AGENT = "sosvault/0.1 (+jira-attachment-client)";
 
 export interface JiraClientOptions {
   transport: JiraTransport;
-  /**
-   * JIRA_TIMEOUT_SECONDS: the deadline of one whole call, every attempt, the waits between
-   * them and the reading of the answer included.
-   */
   timeoutMs: number;
   /** Bounded retries for idempotent GETs only; uploads are never retried. */
   retries?: number;
   /** Longest Retry-After sosvault will wait inside one request before answering rate_limited. */
   maxRetryWaitMs?: number;
   sleep?: (ms: number) => Promise<void>;
-  /** Milliseconds since the epoch; the deadline is kept on this clock (tests inject one). */
+  /** The clock the whole-call deadline is read from (injected so tests need not sleep). */
   now?: () => number;
 }
 
@@ -129,12 +125,11 @@ export class JiraClient {
   }
 
   /**
-   * GET with bounded retries on 429/502/503/504 and on failures that happened before the
-   * request was sent (connection refused), all within one deadline of `timeoutMs`: a timeout
-   * is never retried (Jira may be working on the request, and each retry would get the full
-   * time again), and a wait that would end past the deadline is not started. Aborting
-   * `signal` (a revoke in flight) stops it at once, retries included. With `redactions`, an
-   * answer quoting the caller's secret is used with it redacted (see readJsonOrThrow).
+   * GET with bounded retries on 429/502/503/504 and on connections Jira never accepted.
+   * JIRA_TIMEOUT_SECONDS is one deadline for the whole call, computed once: every attempt and
+   * every wait between attempts fits inside it, and a wait that would not fit is not started.
+   * A timeout is never retried (the request may have reached Jira, and the budget is spent).
+   * Aborting `signal` (a revoke in flight) stops it at once, retries included.
    */
   async getJson(
     baseUrl: string,
@@ -142,23 +137,23 @@ export class JiraClient {
     pat: string | JiraAuth,
     messages: JiraMessages = {},
     signal?: AbortSignal,
-    redactions?: Redactions,
   ): Promise<unknown> {
     const auth = toAuth(baseUrl, pat);
-    const deadline = this.#o.now() + this.#o.timeoutMs;
-    /** Whether a wait of `ms` still leaves time for another attempt before the deadline. */
-    const fits = (ms: number) => this.#o.now() + ms < deadline;
+    const deadlineAt = this.#o.now() + this.#o.timeoutMs;
+    const deadline = AbortSignal.timeout(this.#o.timeoutMs);
+    const callSignal = signal ? AbortSignal.any([signal, deadline]) : deadline;
+    const fits = (wait: number) => this.#o.now() + wait < deadlineAt;
     for (let attempt = 0;; attempt++) {
       // Security: no request, first or retried, goes out with the PAT once the use is aborted.
       signal?.throwIfAborted();
       let res: Response;
       try {
-        res = await this.send(baseUrl, path, auth, { method: "GET", signal }, deadline);
+        res = await this.send(baseUrl, path, auth, { method: "GET", signal: callSignal }, deadline);
       } catch (err) {
         const wait = backoff(attempt);
         if (
-          attempt < this.#o.retries && !signal?.aborted && err instanceof AppError &&
-          err.detail?.beforeSend === true && fits(wait)
+          attempt < this.#o.retries && !signal?.aborted && !deadline.aborted &&
+          err instanceof AppError && err.detail?.beforeSend === true && fits(wait)
         ) {
           await this.#o.sleep(wait);
           continue;
@@ -173,21 +168,18 @@ export class JiraClient {
           continue;
         }
       }
-      return await readJsonOrThrow(res, messages, auth, redactions);
+      return await readJsonOrThrow(res, messages, auth);
     }
   }
 
-  /**
-   * One request to `{baseUrl}{path}`, aborted at `deadline` (epoch ms on the client's clock;
-   * default: `timeoutMs` from now). Throws upstream_unavailable on network/TLS/timeout, with
-   * `detail.beforeSend` when the connection failed before the request was sent.
-   */
+  /** One request to `{baseUrl}{path}`. Throws upstream_unavailable on network/TLS/timeout. */
   async send(
     baseUrl: string,
     path: string,
     pat: string | JiraAuth,
     init: RequestInit,
-    deadline = this.#o.now() + this.#o.timeoutMs,
+    /** The caller's whole-call deadline, when `init.signal` already includes it. */
+    deadline?: AbortSignal,
   ): Promise<Response> {
     const headers = new Headers(init.headers);
     headers.set("Authorization", toAuth(baseUrl, pat).authorization);
@@ -195,34 +187,34 @@ export class JiraClient {
     headers.set("User-Agent", USER_AGENT);
     // Jira's XSRF filter also guards bodyless mutations; harmless on GETs.
     headers.set("X-Atlassian-Token", "no-check");
-    const left = deadline - this.#o.now();
-    if (left <= 0) throw transportFailure(new DOMException("deadline passed", "TimeoutError"));
-    const timeout = AbortSignal.timeout(left);
-    const signal = init.signal ? AbortSignal.any([init.signal, timeout]) : timeout;
+    const signal = deadline && init.signal
+      ? init.signal
+      : init.signal
+      ? AbortSignal.any([init.signal, AbortSignal.timeout(this.#o.timeoutMs)])
+      : AbortSignal.timeout(this.#o.timeoutMs);
     try {
       return await this.#o.transport(
         new Request(baseUrl + path, { ...init, headers, redirect: "manual", signal }),
       );
     } catch (err) {
-      if (init.signal?.aborted) throw init.signal.reason;
-      throw transportFailure(err);
+      // The deadline is ours, not the caller's abort: it becomes upstream_unavailable below.
+      if (init.signal?.aborted && !deadline?.aborted) throw init.signal.reason;
+      throw transportFailure(deadline?.aborted ? deadline.reason : err);
     }
   }
 }
 
 /**
- * A failure while connecting (TCP connect, refused, reset or closed during the TLS handshake):
- * the request, and so the PAT, never left. Deno's fetch reports these as hyper's
- * "client error (Connect)"; a certificate that is not trusted will not change on a retry.
+ * Whether the connection failed before any request byte left: refused or reset while
+ * connecting. Only these are safe and useful to retry; a timeout or a broken exchange is not.
  */
 function failedBeforeSend(err: unknown): boolean {
-  const text = `${(err as Error)?.message ?? ""} ${String((err as Error)?.cause ?? "")}`;
-  return /client error \(Connect\)/.test(text) && !/certificate|UnknownIssuer/i.test(text);
+  const text = `${String(err)} ${String((err as { cause?: unknown })?.cause ?? "")}`;
+  return /\(Connect\)/.test(text) && /connection (refused|reset)/i.test(text);
 }
 
 function transportFailure(err: unknown): AppError {
   const timedOut = err instanceof DOMException && err.name === "TimeoutError";
-  const beforeSend = !timedOut && failedBeforeSend(err);
   // The underlying error text can contain the URL but never headers; still, keep it in
   // `detail` (server log only) and give the client a fixed message.
   return new AppError(
@@ -230,7 +222,12 @@ function transportFailure(err: unknown): AppError {
     timedOut
       ? "Jira did not answer in time: try again later, or ask the operator to raise JIRA_TIMEOUT_SECONDS"
       : "Jira could not be reached (network or TLS failure): check base_url, and that the Jira certificate is trusted (JIRA_CA_FILE)",
-    { detail: { error: String((err as Error)?.message ?? err), beforeSend } },
+    {
+      detail: {
+        error: String((err as Error)?.message ?? err),
+        beforeSend: !timedOut && failedBeforeSend(err),
+      },
+    },
   );
 }
 
@@ -254,6 +251,55 @@ export interface JiraMessages {
   notFound?: string;
   forbidden?: string;
   scope?: string;
+  /**
+   * Told where (JSON paths, never the value) the caller's own token was found and replaced in
+   * a 2xx answer, so the caller can record `secret_in_upstream` and warn the user. Without it
+   * such an answer is refused whole (upstream_unavailable).
+   */
+  onSecret?: (paths: string[]) => void;
+}
+
+const REDACTED = "[redacted]";
+const SAFE_KEY = /^[A-Za-z_][A-Za-z0-9_]{0,40}$/;
+const MAX_DEPTH = 64;
+
+/**
+ * A copy of a parsed answer with every form of `secrets` (plain, URL-encoded, JSON-escaped,
+ * base64) replaced in every string and key. Longest forms first, so a form containing another
+ * is replaced whole. `found` collects the paths; a key that is not a plain name is shown as `*`
+ * (it might be the secret itself).
+ */
+export function redactSecrets(
+  value: unknown,
+  secrets: readonly string[],
+  path = "",
+  found: string[] = [],
+  depth = 0,
+): unknown {
+  const forms = [...new Set(secrets.filter(Boolean).flatMap((s) => formsOf(s)))]
+    .sort((a, b) => b.length - a.length);
+  if (forms.length === 0) return value;
+  const walk = (v: unknown, at: string, d: number): unknown => {
+    if (typeof v === "string") {
+      let out = v;
+      for (const f of forms) if (out.includes(f)) out = out.replaceAll(f, REDACTED);
+      if (out !== v) found.push(at || "$");
+      return out;
+    }
+    if (v === null || typeof v !== "object") return v;
+    // JSON.parse output: depth is bounded by Jira's nesting; refuse absurd depth outright.
+    if (d > MAX_DEPTH) {
+      throw new AppError("upstream_unavailable", "Jira sent an answer nested too deeply");
+    }
+    if (Array.isArray(v)) return v.map((x, i) => walk(x, `${at}[${i}]`, d + 1));
+    const out: Record<string, unknown> = {};
+    for (const [k, x] of Object.entries(v)) {
+      const key = walk(k, `${at}.*`, d + 1) as string;
+      out[key] = walk(x, `${at}.${SAFE_KEY.test(key) ? key : "*"}`, d + 1);
+    }
+    return out;
+  };
+  return walk(value, path, depth);
 }
 
 const RETRYABLE = new Set([429, 502, 503, 504]);
@@ -284,15 +330,12 @@ function isJson(res: Response): boolean {
 
 /**
  * Maps a Jira answer to JSON or to the contract's error. The body of an error is never copied
- * into a message: it may be an HTML page, and it may echo what we sent. A 2xx answer quoting
- * the caller's secret is used with it replaced by `[redacted]` when the caller passes
- * `redactions` (it then warns the user), and refused whole otherwise.
+ * into a message: it may be an HTML page, and it may echo what we sent.
  */
 export async function readJsonOrThrow(
   res: Response,
   messages: JiraMessages = {},
   pat?: string | JiraAuth,
-  redactions?: Redactions,
 ): Promise<unknown> {
   const status = res.status;
   const auth = typeof pat === "string" ? undefined : pat;
@@ -320,11 +363,10 @@ export async function readJsonOrThrow(
     } catch {
       throw new AppError("upstream_unavailable", "Jira sent a malformed JSON answer");
     }
-    // Security: Jira data (a display name, a file name) reaches answers and the model. An
-    // answer that quotes the token it was sent is refused whole rather than passed on, unless
-    // the caller can tell the user: then the token is cut out of every string before use.
+    // Security: a call that cannot report a finding (the /myself probe at connect and verify)
+    // still refuses an answer quoting the token whole: no connection is stored on such data.
     if (
-      !redactions &&
+      !messages.onSecret &&
       secrets.some((p) => p && (text.includes(p) || text.includes(p.replaceAll("/", "\\/"))))
     ) {
       throw new AppError(
@@ -332,13 +374,20 @@ export async function readJsonOrThrow(
         "Jira's answer contained the personal access token itself, so sosvault did not use it: tell the Jira administrator",
       );
     }
-    let value: unknown;
+    let body: unknown;
     try {
-      value = JSON.parse(text);
+      body = JSON.parse(text);
     } catch {
       throw new AppError("upstream_unavailable", "Jira sent a malformed JSON answer");
     }
-    return redactions ? redactSecrets(value, secrets, redactions) : value;
+    // Security: Jira data (a display name, a file name) reaches answers and the model. For a
+    // call that reports findings (issue data), the caller's own token quoted in it (someone put
+    // it in a file name) is replaced by [redacted] in every decoded string before anything
+    // reads the answer: refusing it whole would lock the issue until the item is removed.
+    const found: string[] = [];
+    const redacted = redactSecrets(body, secrets, "", found);
+    if (found.length) messages.onSecret?.(found);
+    return redacted;
   }
   const deniedReason = (res.headers.get("x-authentication-denied-reason") ?? "").toUpperCase();
   // Security: the body is only tested for the gateway's scope refusal, never copied.

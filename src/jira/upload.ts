@@ -23,7 +23,6 @@ import { once } from "node:events";
 import { z } from "zod";
 import { AppError } from "../errors.ts";
 import { readJsonOrThrow, USER_AGENT } from "./client.ts";
-import type { Redactions } from "./redact.ts";
 import { type JiraAuth, toAuth } from "./auth.ts";
 import {
   type AttachmentInfo,
@@ -57,10 +56,11 @@ export interface UploadRequest {
    */
   onProgress?: (sentBytes: number, totalBytes: number) => void;
   /**
-   * Given: an answer quoting the caller's secret is used with it replaced by `[redacted]`
-   * (counted here, the caller warns the user); absent: such an answer is refused.
+   * Given: the answer describing the stored file, if it quotes the caller's token, is used
+   * with it replaced by [redacted] and reported here (the file is in Jira by then, so refusing
+   * would only hide that it was stored); absent: such an answer is refused.
    */
-  redactions?: Redactions;
+  onSecret?: (paths: string[]) => void;
 }
 
 export interface UploadResponse {
@@ -830,9 +830,8 @@ async function classify(res: UploadResponse, req: UploadRequest, key: string) {
     // The content type and X-AUSERNAME checks (an SSO page or an anonymous answer) live there.
     const json = await readJsonOrThrow(
       new Response(nullBody ? null : bytes, { status, headers }),
-      {},
+      { onSecret: req.onSecret },
       req.auth,
-      req.redactions,
     );
     const parsed = uploadAnswerSchema.safeParse(json);
     if (!parsed.success || parsed.data.length === 0) {

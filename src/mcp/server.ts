@@ -2,6 +2,7 @@
  * One MCP server per session, bound to the user who opened it. tools/list and tools/call are
  * handled here with the low-level SDK server, so every call goes through the same pipeline:
  * the rate limit, secret rejection, strict input validation, the tool, and one error mapping.
+ * Prompts and resources (the guided workflow) are in prompts.ts.
  */
 import { Server } from "@modelcontextprotocol/sdk/server/index.js";
 import {
@@ -21,9 +22,10 @@ import { describeIssues } from "../http/json_body.ts";
 import { errorResult, okResult, type ToolResult } from "./results.ts";
 import type { ToolDef, ToolRun } from "./tool.ts";
 import { TOOLS } from "./tools/mod.ts";
+import { PROMPT_CAPABILITIES, registerPromptsAndResources } from "./prompts.ts";
 
 const INSTRUCTIONS =
-  "sosvault attaches files (such as sosreports) to Jira issues with the user's own Jira token, which never passes through this conversation. Never ask the user for a token: call jira_connect and let them enter it on the page it opens; then use the connection_id it gives them.";
+  "sosvault attaches files (such as sosreports) to Jira issues with the user's own Jira token, which never passes through this conversation. Never ask the user for a token: call jira_connect and let them enter it on the page it opens; then use the connection_id it gives them. The whole workflow, step by step: the prompt engage_support or the resource sosvault://workflow.";
 
 interface ListedTool {
   name: string;
@@ -60,11 +62,15 @@ function jsonSchema(schema: z.ZodType, io: "input" | "output"): Record<string, u
 export function createMcpServer(s: Services, user: string, version: string): Server {
   const server = new Server(
     { name: "sosvault", title: "sosvault", version },
-    { capabilities: { tools: { listChanged: false } }, instructions: INSTRUCTIONS },
+    {
+      capabilities: { tools: { listChanged: false }, ...PROMPT_CAPABILITIES },
+      instructions: INSTRUCTIONS,
+    },
   );
   const byName = new Map(TOOLS.map((t) => [t.name, t]));
 
   server.setRequestHandler(ListToolsRequestSchema, () => ({ tools: listTools() }));
+  registerPromptsAndResources(server, s, user);
 
   server.setRequestHandler(CallToolRequestSchema, async (
     req: CallToolRequest,

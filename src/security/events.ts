@@ -33,6 +33,7 @@ export const EVENT_TYPES = [
   "consent",
   "decrypt_failed",
   "secret_rejected",
+  /** Jira's answer quoted the caller's own token; it was redacted and the user told. */
   "secret_in_upstream",
   "webhook",
   "credential_use",
@@ -61,12 +62,7 @@ export interface SecurityEvent {
   signature_fingerprint?: string;
   /** credential_use only: what the decrypted PAT was for. */
   purpose?: CredentialPurpose;
-  /** secret_in_upstream only: which Jira answer quoted the caller's token (never the token). */
-  where?: UpstreamPlace;
 }
-
-/** The Jira answers sosvault redacts the caller's own token from. */
-export type UpstreamPlace = "issue_attachments" | "attachment_settings" | "upload_answer";
 
 /** The approval fields an event may carry. */
 export type ApprovalFields = Pick<
@@ -80,10 +76,7 @@ export type CredentialPurpose = "verify" | "list" | "attach" | "rotate" | "appro
 export type EventInput =
   & Pick<SecurityEvent, "type" | "outcome" | "user" | "source">
   & Partial<
-    Pick<
-      SecurityEvent,
-      "connection_id" | "issue_key" | "error_code" | "request_id" | "purpose" | "where"
-    >
+    Pick<SecurityEvent, "connection_id" | "issue_key" | "error_code" | "request_id" | "purpose">
   >
   & ApprovalFields;
 /** An event as stored: the event, its place in the chain, the key that signed it, the MAC. */
@@ -156,7 +149,6 @@ export class EventLog {
       ...approvalFields(input),
     };
     if (input.purpose) event.purpose = input.purpose;
-    if (input.where) event.where = input.where;
     this.log.info("security_event", { event });
     await new Promise<void>((resolve, reject) => {
       this.#pending.push({ event, done: (err) => (err ? reject(err) : resolve()) });

@@ -67,15 +67,6 @@ export interface SearchResult {
   windows: number;
 }
 
-export interface RedactResult {
-  /** The text with every registered secret replaced (the whole text, if one stayed hidden). */
-  text: string;
-  /** Spans replaced (a whole-text replacement counts as one). */
-  redacted: number;
-  /** The budget ran out, or the text is longer than is searched: fail closed. */
-  exhausted: boolean;
-}
-
 /** Fingerprints of one key, length and alphabet: one sliding window serves them all. */
 interface Group {
   key: KeyObject;
@@ -175,96 +166,37 @@ export class KnownSecrets {
     const result: SearchResult = { found: false, exhausted: false, windows: 0 };
     if (this.#groups.length === 0) return result;
     const variants = searchVariants(String(text).slice(0, MAX_TEXT));
-    const budget = { windows: 0, confirms: 0 };
+    let confirms = 0;
     for (const group of this.#groups) {
+      const { length, base, top } = group;
       for (const variant of variants) {
-        const scan = this.#scan(variant, group, budget, () => true);
-        result.windows = budget.windows;
-        if (scan === "exhausted") result.exhausted = true;
-        if (scan === "stopped") result.found = true;
-        if (scan !== "done") return result;
+        for (const { 0: run } of variant.matchAll(RUNS[group.alphabet])) {
+          if (run.length < length) continue;
+          let h = rolling(run, 0, length, base);
+          for (let i = 0;; i++) {
+            if (++result.windows > KnownSecrets.MAX_WINDOWS) {
+              result.exhausted = true;
+              return result;
+            }
+            if (group.pres.has(h)) {
+              if (++confirms > KnownSecrets.MAX_CONFIRMS) {
+                result.exhausted = true;
+                return result;
+              }
+              if (group.fps.has(mac(group.key, run.slice(i, i + length)))) {
+                result.found = true;
+                return result;
+              }
+            }
+            if (i + length >= run.length) break;
+            // Drop run[i], take run[i + length]; every product stays below 2^52.
+            h = (h - mulMod(run.charCodeAt(i), top) + P) % P;
+            h = (mulMod(h, base) + run.charCodeAt(i + length)) % P;
+          }
+        }
       }
     }
     return result;
-  }
-
-  /**
-   * Security: `text` with every registered secret written out in it replaced by
-   * `replacement`, for data that came from elsewhere (a Jira answer quoting the caller's token)
-   * and must be used without it. Spans are found as by `search`, over the raw text; if the
-   * secret is still there afterwards in an encoded form (%-encoding, base64), the whole text is
-   * replaced. Same budget as `search`; a text longer than is searched counts as exhausted.
-   */
-  redact(text: string, replacement = "[redacted]"): RedactResult {
-    const source = String(text);
-    const none: RedactResult = { text: source, redacted: 0, exhausted: false };
-    if (this.#groups.length === 0) return none;
-    if (source.length > MAX_TEXT) return { ...none, exhausted: true };
-    const spans: Array<[number, number]> = [];
-    const budget = { windows: 0, confirms: 0 };
-    for (const group of this.#groups) {
-      const scan = this.#scan(source, group, budget, (start) => {
-        spans.push([start, start + group.length]);
-        return false;
-      });
-      if (scan === "exhausted") return { ...none, exhausted: true };
-    }
-    let out = source;
-    let redacted = 0;
-    if (spans.length > 0) {
-      spans.sort((a, b) => a[0] - b[0]);
-      const merged: Array<[number, number]> = [];
-      for (const [a, b] of spans) {
-        const last = merged.at(-1);
-        if (last && a <= last[1]) last[1] = Math.max(last[1], b);
-        else merged.push([a, b]);
-      }
-      out = "";
-      let at = 0;
-      for (const [a, b] of merged) {
-        out += source.slice(at, a) + replacement;
-        at = b;
-      }
-      out += source.slice(at);
-      redacted = merged.length;
-    }
-    const left = this.search(out);
-    if (left.exhausted) return { ...none, exhausted: true };
-    if (left.found) return { text: replacement, redacted: redacted + 1, exhausted: false };
-    return { text: out, redacted, exhausted: false };
-  }
-
-  /**
-   * Slides `group`'s window over the runs of its alphabet in `text`, calling `onMatch` with
-   * the start of each confirmed match (in `text`); true from it stops the scan. Shares
-   * `budget` across calls so one search or redaction stays within the caps.
-   */
-  #scan(
-    text: string,
-    group: Group,
-    budget: { windows: number; confirms: number },
-    onMatch: (start: number) => boolean,
-  ): "done" | "stopped" | "exhausted" {
-    const { length, base, top } = group;
-    for (const m of text.matchAll(RUNS[group.alphabet])) {
-      const run = m[0];
-      if (run.length < length) continue;
-      let h = rolling(run, 0, length, base);
-      for (let i = 0;; i++) {
-        if (++budget.windows > KnownSecrets.MAX_WINDOWS) return "exhausted";
-        if (group.pres.has(h)) {
-          if (++budget.confirms > KnownSecrets.MAX_CONFIRMS) return "exhausted";
-          if (group.fps.has(mac(group.key, run.slice(i, i + length)))) {
-            if (onMatch(m.index! + i)) return "stopped";
-          }
-        }
-        if (i + length >= run.length) break;
-        // Drop run[i], take run[i + length]; every product stays below 2^52.
-        h = (h - mulMod(run.charCodeAt(i), top) + P) % P;
-        h = (mulMod(h, base) + run.charCodeAt(i + length)) % P;
-      }
-    }
-    return "done";
   }
 }
 

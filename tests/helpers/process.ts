@@ -21,10 +21,12 @@ export function sosvaultArgs(dir: string, extraRead: string[] = []): string[] {
         "/usr/bin/cat",
         "/bin/cat",
         "/var/tmp",
+        // The default SOSVAULT_ARTIFACT_DIR: serve refuses to start without access to it.
+        "/tmp/sosvault",
         ...extraRead,
       ].join(",")
     }`,
-    `--allow-write=${dir}`,
+    `--allow-write=${dir},/tmp/sosvault`,
     `--allow-env=${ENV_VARS.join(",")}`,
     "--allow-run=sudo,sysctl,dpkg-query,rpm",
     "--allow-sys=hostname,userInfo,uid,gid",

@@ -1,6 +1,7 @@
 /**
- * A second, independent MCP client: the MCP Inspector CLI lists the tools and calls
- * jira_connection_status against the running server, with the bearer header.
+ * A second, independent MCP client: the MCP Inspector CLI lists the tools, calls
+ * jira_connection_status and gets the engage_support prompt against the running server, with
+ * the bearer header.
  */
 import assert from "node:assert/strict";
 import { startWorld } from "../helpers/world.ts";
@@ -62,6 +63,20 @@ Deno.test("the MCP Inspector CLI lists the tools and calls jira_connection_statu
     assert.equal(result.structuredContent.connection_id, id);
     assert.equal(result.structuredContent.status, "connected");
     assert.match(result.content[0].text, new RegExp(`^connection_id: ${id}$`, "m"));
+
+    // The README's command for the guided workflow, as printed there.
+    const prompt = await inspector([
+      ...target,
+      "--method",
+      "prompts/get",
+      "--prompt-name",
+      "engage_support",
+      "--prompt-args",
+      "issue_key=SUP-123",
+    ]);
+    assert.equal(prompt.code, 0, prompt.stderr);
+    const messages = (prompt.json as { messages: Array<{ content: { text: string } }> }).messages;
+    assert.match(messages[0].content.text, /Jira issue SUP-123/);
 
     const denied = await inspector([
       `${w.server.url}/mcp`,

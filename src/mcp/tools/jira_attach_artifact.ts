@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { defineTool } from "../tool.ts";
-import { attachmentOutput, connectionId, issueKey, upstreamWarnings } from "./schemas.ts";
+import { attachmentOutput, connectionId, issueKey, warningsOutput } from "./schemas.ts";
 
 export const jiraAttachArtifact = defineTool({
   name: "jira_attach_artifact",
@@ -23,7 +23,7 @@ export const jiraAttachArtifact = defineTool({
     existing_same_name: z.array(z.string()).describe(
       "Ids of attachments that already had this name.",
     ),
-    warnings: upstreamWarnings,
+    warnings: warningsOutput,
   }),
   annotations: {
     title: "Attach a file to a Jira issue",

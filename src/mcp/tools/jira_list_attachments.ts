@@ -1,11 +1,11 @@
 import { z } from "zod";
 import { defineTool } from "../tool.ts";
-import { connectionId, issueKey, upstreamWarnings } from "./schemas.ts";
+import { connectionId, issueKey, warningsOutput } from "./schemas.ts";
 
 export const jiraListAttachments = defineTool({
   name: "jira_list_attachments",
   description:
-    "List the files attached to a Jira issue, using the user's connection. The issue must exist and be visible to the user's Jira account. If Jira's answer contains the user's own token (for example in a file name), it is shown as [redacted] and warnings tells the user to revoke and replace it.",
+    "List the files attached to a Jira issue, using the user's connection. The issue must exist and be visible to the user's Jira account.",
   input: z.strictObject({ connection_id: connectionId, issue_key: issueKey }),
   output: z.object({
     issue_key: z.string(),
@@ -17,7 +17,7 @@ export const jiraListAttachments = defineTool({
       created: z.string(),
       author: z.string(),
     })),
-    warnings: upstreamWarnings,
+    warnings: warningsOutput,
   }),
   annotations: {
     title: "List Jira attachments",

@@ -34,10 +34,6 @@ export const attachmentOutput = z.object({
   created: z.string(),
 });
 
-/** Present only when Jira's answer quoted the caller's own token (replaced by [redacted]). */
-export const upstreamWarnings = z.array(z.object({
-  code: z.literal("secret_in_upstream"),
-  message: z.string(),
-})).optional().describe(
-  "Present when Jira's answer contained this connection's token: it was replaced by [redacted], and the user must revoke the token in Jira and connect again.",
-);
+/** Present when something needs the user's action, e.g. their token is exposed in Jira. */
+export const warningsOutput = z.array(z.object({ code: z.string(), message: z.string() }))
+  .optional();
