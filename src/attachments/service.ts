@@ -169,6 +169,7 @@ export class AttachmentService {
           signal: use.signal,
           idleTimeoutMs: this.d.idleTimeoutMs,
           onProgress: (sent, total) => void progress(sent, total),
+          onSecret: () => exposed = true,
         });
       } catch (err) {
         throw use.signal.aborted && use.signal.reason instanceof AppError ? use.signal.reason : err;
@@ -177,7 +178,8 @@ export class AttachmentService {
         cred.release();
       }
       const first = uploaded[0];
-      // Security: what Jira says it stored goes to the model; never if it quotes the token.
+      // Security: what Jira says it stored goes to the model. It was redacted where it was read
+      // (onSecret); this is the backstop should a form of the token have slipped through.
       const answer = JSON.stringify(uploaded);
       if (cred.auth.secrets.some((s) => answer.includes(s))) {
         throw new AppError(

@@ -55,6 +55,12 @@ export interface UploadRequest {
    * Jira has received). Called at most every 250 ms, monotone, and last with sentBytes = size.
    */
   onProgress?: (sentBytes: number, totalBytes: number) => void;
+  /**
+   * Given: the answer describing the stored file, if it quotes the caller's token, is used
+   * with it replaced by [redacted] and reported here (the file is in Jira by then, so refusing
+   * would only hide that it was stored); absent: such an answer is refused.
+   */
+  onSecret?: (paths: string[]) => void;
 }
 
 export interface UploadResponse {
@@ -824,7 +830,7 @@ async function classify(res: UploadResponse, req: UploadRequest, key: string) {
     // The content type and X-AUSERNAME checks (an SSO page or an anonymous answer) live there.
     const json = await readJsonOrThrow(
       new Response(nullBody ? null : bytes, { status, headers }),
-      {},
+      { onSecret: req.onSecret },
       req.auth,
     );
     const parsed = uploadAnswerSchema.safeParse(json);

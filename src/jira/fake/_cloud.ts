@@ -51,6 +51,8 @@ export interface FakeCloudIssueInit {
   browsers?: string[];
   /** E-mails of the accounts that may attach; default every browser. Others get 403. */
   attachers?: string[];
+  /** Attachments already on the issue (any file name, as anyone in Jira could give it). */
+  attachments?: Array<{ filename: string; size: number; author?: string }>;
 }
 
 export interface FakeJiraCloud {
@@ -174,7 +176,14 @@ class FakeCloud implements FakeJiraCloud {
       id: String(this.#nextIssueId++),
       browsers: lower(i.browsers),
       attachers: lower(i.attachers),
-      attachments: [],
+      attachments: (i.attachments ?? []).map((a) => ({
+        id: String(this.#nextAttachmentId++),
+        filename: a.filename,
+        size: a.size,
+        mimeType: guessMimeType(a.filename),
+        created: formatJiraDate(this.#o.now?.() ?? new Date(), 0),
+        author: a.author ?? "",
+      })),
     });
   }
 
