@@ -85,21 +85,27 @@ export class AttachmentService {
           () => exposed = true,
         );
         if (!exposed) return listing;
-        // Security: the event names the connection and the issue, never the token or the
-        // poisoned value; the listing itself already carries [redacted] in its place.
-        await this.d.events.record({
-          type: "secret_in_upstream",
-          outcome: "failure",
-          user: ctx.user,
-          connection_id: connectionId,
-          issue_key: listing.issue_key,
-          request_id: ctx.requestId,
-          source: ctx.source,
-        });
+        await this.recordExposed(ctx, connectionId, listing.issue_key);
         return { ...listing, warnings: [SECRET_IN_UPSTREAM_WARNING] };
       } finally {
         cred.release();
       }
+    });
+  }
+
+  /**
+   * Security: Jira's answer quoted the caller's own token. The event names the connection and
+   * the issue, never the token or the poisoned value; the answer already carries [redacted].
+   */
+  private async recordExposed(ctx: RequestContext, connectionId: string, issueKey: string) {
+    await this.d.events.record({
+      type: "secret_in_upstream",
+      outcome: "failure",
+      user: ctx.user,
+      connection_id: connectionId,
+      issue_key: issueKey,
+      request_id: ctx.requestId,
+      source: ctx.source,
     });
   }
 
@@ -195,17 +201,7 @@ export class AttachmentService {
       }
       await progress(artifact.size, artifact.size, "done");
       await this.d.events.record({ ...event, issue_key: existing.issue_key, outcome: "success" });
-      if (exposed) {
-        await this.d.events.record({
-          type: "secret_in_upstream",
-          outcome: "failure",
-          user: ctx.user,
-          connection_id: input.connection_id,
-          issue_key: existing.issue_key,
-          request_id: ctx.requestId,
-          source: ctx.source,
-        });
-      }
+      if (exposed) await this.recordExposed(ctx, input.connection_id, existing.issue_key);
       return {
         issue_key: existing.issue_key,
         attachment: {

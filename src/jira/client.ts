@@ -187,11 +187,13 @@ export class JiraClient {
     headers.set("User-Agent", USER_AGENT);
     // Jira's XSRF filter also guards bodyless mutations; harmless on GETs.
     headers.set("X-Atlassian-Token", "no-check");
-    const signal = deadline && init.signal
+    // With a whole-call deadline, init.signal already carries it; otherwise one per request.
+    const own = deadline ?? AbortSignal.timeout(this.#o.timeoutMs);
+    const signal = !init.signal
+      ? own
+      : deadline
       ? init.signal
-      : init.signal
-      ? AbortSignal.any([init.signal, AbortSignal.timeout(this.#o.timeoutMs)])
-      : AbortSignal.timeout(this.#o.timeoutMs);
+      : AbortSignal.any([init.signal, own]);
     try {
       return await this.#o.transport(
         new Request(baseUrl + path, { ...init, headers, redirect: "manual", signal }),
@@ -265,20 +267,18 @@ const MAX_DEPTH = 64;
 
 /**
  * A copy of a parsed answer with every form of `secrets` (plain, URL-encoded, JSON-escaped,
- * base64) replaced in every string and key. Longest forms first, so a form containing another
- * is replaced whole. `found` collects the paths; a key that is not a plain name is shown as `*`
- * (it might be the secret itself).
+ * base64) replaced in every string and key, and the paths where one was found. Longest forms
+ * first, so a form containing another is replaced whole. A key that is not a plain name is
+ * shown as `*` in a path (it might be the secret itself).
  */
-export function redactSecrets(
+function redactSecrets(
   value: unknown,
   secrets: readonly string[],
-  path = "",
-  found: string[] = [],
-  depth = 0,
-): unknown {
+): { value: unknown; found: string[] } {
+  const found: string[] = [];
   const forms = [...new Set(secrets.filter(Boolean).flatMap((s) => formsOf(s)))]
     .sort((a, b) => b.length - a.length);
-  if (forms.length === 0) return value;
+  if (forms.length === 0) return { value, found };
   const walk = (v: unknown, at: string, d: number): unknown => {
     if (typeof v === "string") {
       let out = v;
@@ -299,7 +299,7 @@ export function redactSecrets(
     }
     return out;
   };
-  return walk(value, path, depth);
+  return { value: walk(value, "", 0), found };
 }
 
 const RETRYABLE = new Set([429, 502, 503, 504]);
@@ -384,10 +384,9 @@ export async function readJsonOrThrow(
     // call that reports findings (issue data), the caller's own token quoted in it (someone put
     // it in a file name) is replaced by [redacted] in every decoded string before anything
     // reads the answer: refusing it whole would lock the issue until the item is removed.
-    const found: string[] = [];
-    const redacted = redactSecrets(body, secrets, "", found);
-    if (found.length) messages.onSecret?.(found);
-    return redacted;
+    const redacted = redactSecrets(body, secrets);
+    if (redacted.found.length) messages.onSecret?.(redacted.found);
+    return redacted.value;
   }
   const deniedReason = (res.headers.get("x-authentication-denied-reason") ?? "").toUpperCase();
   // Security: the body is only tested for the gateway's scope refusal, never copied.
