@@ -3,8 +3,8 @@
  * whose file name holds the caller's own PAT (put there in Jira by anyone) is listed with the
  * PAT replaced by `[redacted]`, the result tells the user to rotate the token, a
  * `secret_in_upstream` event names the connection and issue, and the PAT appears in no answer,
- * event or log line. Beside tests/mcp/poisoned_answer_test.ts: attaching to such an issue,
- * Jira Cloud's three secret forms, and an upload answer that quotes the token.
+ * event or log line: listing and attaching, a URL-encoded PAT and the events API, Jira Cloud's
+ * three secret forms, and an upload answer that quotes the token.
  */
 import assert from "node:assert/strict";
 import { startWorld } from "../helpers/world.ts";
@@ -97,6 +97,74 @@ Deno.test("jira_list_attachments and jira_attach_artifact redact the caller's PA
     assertNoLeak(w.server.logs.join("\n"), needles, "the server log");
   } finally {
     await mcp.close();
+    await w.close();
+  }
+});
+
+Deno.test("a listing whose file names quote the caller's PAT is redacted, warned about and recorded, never refused", async () => {
+  const w = await startWorld();
+  const mcpLog = `${w.server.dir}/mcp.log`;
+  const alice = await connectMcp(w.server.url, w.alice.token, { recordFile: mcpLog });
+  try {
+    const pat = w.alice.pat;
+    w.jira.jira.addIssue({
+      key: "SUP-9",
+      browsers: ["alice.jira"],
+      attachments: [
+        { filename: `notes-${pat}.txt`, size: 5, author: "alice.jira" },
+        { filename: `url-${encodeURIComponent(pat)}.log`, size: 6 },
+        { filename: "sosreport-a.tar.xz", size: 1234 },
+      ],
+    });
+    const id = await w.connect(w.alice);
+
+    // Twice: the second listing is not locked out by the first.
+    for (let round = 0; round < 2; round++) {
+      const r = await alice.call("jira_list_attachments", {
+        connection_id: id,
+        issue_key: "SUP-9",
+      });
+      assert.ok(!r.isError, JSON.stringify(r));
+      const s = r.structuredContent;
+      assert.equal(s.issue_key, "SUP-9");
+      assert.deepEqual(s.attachments.map((a: { filename: string }) => a.filename), [
+        "notes-[redacted].txt",
+        "url-[redacted].log",
+        "sosreport-a.tar.xz",
+      ]);
+      assert.equal(s.warnings?.length, 1);
+      assert.equal(s.warnings[0].code, "secret_in_upstream");
+      assert.match(s.warnings[0].message, /token/i);
+      assert.match(s.warnings[0].message, /revoke/i);
+      // The text fallback carries the warning too, for clients that show only text.
+      assert.match(r.content[0].text, /warnings\.0\.code: secret_in_upstream/);
+      assert.ok(!JSON.stringify(r).includes(pat));
+      assert.ok(!JSON.stringify(r).includes(encodeURIComponent(pat)));
+    }
+
+    const res = await w.server.call("GET", "/api/security-events?type=secret_in_upstream", {
+      token: w.alice.token,
+    });
+    assert.equal(res.status, 200);
+    const events = res.body.events as Array<Record<string, unknown>>;
+    assert.equal(events.length, 2, "one event per poisoned answer");
+    for (const e of events) {
+      assert.equal(e.user, "alice");
+      assert.equal(e.connection_id, id);
+      assert.equal(e.issue_key, "SUP-9");
+      assert.equal(e.source, "mcp");
+    }
+    // The listing itself still counts as a successful list.
+    const lists = await w.server.services.events.list({ type: "list" });
+    assert.ok(lists.some((e) => e.issue_key === "SUP-9" && e.outcome === "success"));
+
+    // Security: the canary is nowhere it must not be.
+    assert.ok(!res.text.includes(pat), "events API");
+    assert.ok(!w.server.logs.join("\n").includes(pat), "server log");
+    assert.ok(!(await Deno.readTextFile(mcpLog)).includes(pat), "MCP payloads");
+    assert.ok(!JSON.stringify(await w.server.services.events.list({})).includes(pat), "events");
+  } finally {
+    await alice.close();
     await w.close();
   }
 });
