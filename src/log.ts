@@ -100,8 +100,14 @@ export function redactText(text: string, secrets?: SecretRegistry): string {
 export class SecretRegistry {
   static readonly RECENT = 256;
   #live = new Map<string, { count: number; forms: string[] }>();
-  #recent: { value: string; forms: string[] }[] = [];
+  /** Released values, oldest first (a Map keeps insertion order), with their forms. */
+  #recent = new Map<string, string[]>();
   #forms: string[] = [];
+  /**
+   * Whether #forms must be rebuilt. Registering runs on every request and masking only when a
+   * line is written, so the list is rebuilt lazily, at the first mask after a change.
+   */
+  #stale = false;
 
   register(value: string | null | undefined): () => void {
     // Too short to mask without masking ordinary words; no secret we hold is this short.
@@ -109,8 +115,11 @@ export class SecretRegistry {
     const entry = this.#live.get(value);
     if (entry) entry.count++;
     else {
-      this.#live.set(value, { count: 1, forms: formsOf(value) });
-      this.#rebuild();
+      // A value seen lately (a user's token, request after request) keeps its forms.
+      const forms = this.#recent.get(value) ?? formsOf(value);
+      this.#recent.delete(value);
+      this.#live.set(value, { count: 1, forms });
+      this.#stale = true;
     }
     let done = false;
     return () => {
@@ -120,10 +129,11 @@ export class SecretRegistry {
       if (!e) return;
       if (--e.count === 0) {
         this.#live.delete(value);
-        this.#recent = this.#recent.filter((r) => r.value !== value);
-        this.#recent.push({ value, forms: e.forms });
-        if (this.#recent.length > SecretRegistry.RECENT) this.#recent.shift();
-        this.#rebuild();
+        this.#recent.set(value, e.forms);
+        if (this.#recent.size > SecretRegistry.RECENT) {
+          this.#recent.delete(this.#recent.keys().next().value!);
+        }
+        this.#stale = true;
       }
     };
   }
@@ -133,16 +143,17 @@ export class SecretRegistry {
   }
 
   mask(text: string): string {
+    if (this.#stale) this.#rebuild();
     let out = text;
     for (const form of this.#forms) if (out.includes(form)) out = out.replaceAll(form, REDACTED);
     return out;
   }
 
   #rebuild() {
+    this.#stale = false;
+    const all = [...[...this.#live.values()].map((e) => e.forms), ...this.#recent.values()];
     // Longest first, so a secret that contains another is masked whole.
-    const all = [...this.#live.values(), ...this.#recent];
-    this.#forms = [...new Set(all.flatMap((e) => e.forms))]
-      .sort((a, b) => b.length - a.length);
+    this.#forms = [...new Set(all.flat())].sort((a, b) => b.length - a.length);
   }
 }
 
