@@ -8,10 +8,12 @@ import type { ConnectionService } from "../connections/service.ts";
 import { fingerprint, type Keyring } from "../vault/cipher.ts";
 import type { EventLog } from "./events.ts";
 import type { Logger } from "../log.ts";
-import { findSecret } from "./secret_scan.ts";
+import { cleanRepeatsOf, findSecret, MIN_CANDIDATE_LENGTH } from "./secret_scan.ts";
 import { KnownSecrets } from "./known_secrets.ts";
 
 const OWN_ID = /^(jc|job|req)_[A-Za-z0-9_-]{16,64}$/;
+/** Below this length a string can hold no known secret (neither exactly nor inside it). */
+const SHORTEST_SECRET = Math.min(KnownSecrets.MIN_LENGTH, MIN_CANDIDATE_LENGTH);
 const SAFE_PATH = /^\$(\.[A-Za-z_][A-Za-z0-9_]{0,40}|\[\d{1,4}\])*$/;
 
 export class SecretGuard {
@@ -24,6 +26,11 @@ export class SecretGuard {
    * they would sit in the model's transcript. The value is never echoed.
    */
   async check(ctx: RequestContext, args: unknown): Promise<void> {
+    // Most calls carry only field names and our own ids the detectors passed before; such
+    // strings are too short to hold a known secret, or are our ids, which the known-secret
+    // checks below skip too. Same verdict, without the walk and its awaits.
+    const repeats = cleanRepeatsOf(args);
+    if (repeats?.every((s) => s.length < SHORTEST_SECRET || OWN_ID.test(s))) return;
     // Loaded once per call, on the first string that needs it: one KV listing of the user's
     // connections, whose fingerprints serve every string of the arguments.
     let known: Promise<{ matcher: KnownSecrets; exact: Set<string> }> | undefined;

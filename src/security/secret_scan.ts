@@ -183,6 +183,50 @@ interface Leaf {
 /** Identifier-like key names short enough to be shown in a path. */
 const SAFE_KEY = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
 
+/**
+ * Field names (`connection_id`) and sosvault's own ids (`jc_…`, `job_…`) are in nearly every
+ * call, and the detectors are a pure function of the text, so those that matched none are
+ * remembered. Only these two shapes are kept: plain ASCII identifiers, which normalise to
+ * themselves, and nothing of a user's free text.
+ */
+const REPEATED_SHAPE = /^(?:[a-z][a-z0-9_]{0,40}|(?:jc|job|req)_[A-Za-z0-9_-]{16,64})$/;
+const CLEAN_REPEATS_MAX = 4096;
+const CLEAN_REPEATS = new Set<string>();
+
+function rememberClean(text: string) {
+  if (CLEAN_REPEATS.has(text) || !REPEATED_SHAPE.test(text)) return;
+  if (CLEAN_REPEATS.size >= CLEAN_REPEATS_MAX) CLEAN_REPEATS.clear();
+  CLEAN_REPEATS.add(text);
+}
+
+/**
+ * The keys and string values of a flat, plain object when the detectors already passed every
+ * one of them (they are all remembered clean repeats, see above), or null for anything else:
+ * nested values, other shapes, or any string not seen clean before. Lets the common call
+ * (`{connection_id: "jc_…"}`) skip the walk; what the known-secret layer still needs to see
+ * is the caller's to decide.
+ */
+export function cleanRepeatsOf(value: unknown): string[] | null {
+  if (value === null || typeof value !== "object" || Array.isArray(value)) return null;
+  const proto = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== null) return null;
+  const out: string[] = [];
+  try {
+    for (const key of Object.keys(value)) {
+      if (!CLEAN_REPEATS.has(key)) return null;
+      out.push(key);
+      const v = (value as Record<string, unknown>)[key];
+      if (typeof v === "string") {
+        if (!CLEAN_REPEATS.has(v)) return null;
+        out.push(v);
+      } else if (v !== null && typeof v === "object") return null;
+    }
+  } catch {
+    return null;
+  }
+  return out;
+}
+
 class TreeWalk {
   readonly leaves: Leaf[] = [];
   patternHit: SecretHit | null = null;
@@ -251,7 +295,8 @@ class TreeWalk {
   #string(text: string, path: string): boolean {
     if (!this.#count(path, text.length)) return false;
     const variants = scanVariants(text);
-    const detector = detectPattern(variants);
+    const detector = CLEAN_REPEATS.has(text) ? null : detectPattern(variants);
+    if (detector === null) rememberClean(text);
     this.#lastStringHit = detector !== null;
     if (detector !== null && this.patternHit === null) {
       this.patternHit = { detector, path, length: text.length };
@@ -315,6 +360,8 @@ async function firstContainedSecret(
 }
 
 const MIN_CANDIDATE = 20;
+/** Strings shorter than this yield no candidate for the known-secret check. */
+export const MIN_CANDIDATE_LENGTH = MIN_CANDIDATE;
 const MAX_CANDIDATE = 512;
 const CANDIDATE_RUN = /[A-Za-z0-9+/=_\-.:~]+/g;
 /** Splits at `:`, `.`, `~` and at `=` followed by more text (keeps trailing padding). */

@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import {
   candidateTokens,
+  cleanRepeatsOf,
   findSecret,
   findSecretInText,
   isDataCenterPatShape,
@@ -619,6 +620,30 @@ Deno.test("findSecret() returns null for 200 fresh ids of each of our own kinds"
     const hit = await findSecret(ids);
     assert.equal(hit, null, `false positive at ${hit?.path}`);
   }
+});
+
+Deno.test("cleanRepeatsOf() vouches only for a flat object of strings already scanned clean", async () => {
+  const id = `jc_${base64url(randomBytes(24))}`;
+  const pat = `ghp_${randomBase62(36)}`;
+  assert.equal(cleanRepeatsOf({ connection_id: id }), null, "not scanned yet");
+  assert.equal(await findSecret({ connection_id: id }), null);
+  assert.deepEqual(cleanRepeatsOf({ connection_id: id }), ["connection_id", id]);
+  assert.deepEqual(
+    cleanRepeatsOf({ connection_id: id, dry_run: true, n: 3 }),
+    null,
+    "dry_run is new",
+  );
+  // A secret is never remembered clean, whatever shape it was sent in.
+  assert.ok(await findSecret({ connection_id: pat }));
+  assert.equal(cleanRepeatsOf({ connection_id: pat }), null);
+  // Free text, nesting and other shapes always get the full scan.
+  assert.equal(await findSecret({ comment: "see the attached report" }), null);
+  assert.equal(cleanRepeatsOf({ comment: "see the attached report" }), null);
+  assert.equal(cleanRepeatsOf({ connection_id: [id] }), null);
+  assert.equal(cleanRepeatsOf({ connection_id: { id } }), null);
+  assert.equal(cleanRepeatsOf([id]), null);
+  assert.equal(cleanRepeatsOf(id), null);
+  assert.equal(cleanRepeatsOf(new Map([["connection_id", id]])), null);
 });
 
 // ---------------------------------------------------------------------------------------------
