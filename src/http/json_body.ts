@@ -54,6 +54,18 @@ export async function readLimited(
 ): Promise<Uint8Array> {
   const declared = Number(req.headers.get("content-length") ?? "NaN");
   if (declared > limit) throw tooLarge();
+  if (Number.isSafeInteger(declared)) {
+    // The HTTP server frames the body by its Content-Length, so it cannot be longer: one read
+    // (without first asking for `req.body`, which would build a stream only to drain it).
+    let bytes: Uint8Array;
+    try {
+      bytes = new Uint8Array(await req.arrayBuffer());
+    } catch {
+      throw new AppError("invalid_input", unreadable);
+    }
+    if (bytes.byteLength > limit) throw tooLarge();
+    return bytes;
+  }
   if (!req.body) return new Uint8Array();
   const chunks: Uint8Array[] = [];
   let total = 0;

@@ -76,7 +76,12 @@ export function createMcpServer(s: Services, user: string, version: string): Ser
     req: CallToolRequest,
     extra: RequestHandlerExtra<ServerRequest, ServerNotification>,
   ): Promise<ToolResult> => {
-    const ctx: RequestContext = { user, requestId: newRequestId(), source: "mcp" };
+    const sent = extra.authInfo?.extra?.requestId;
+    const ctx: RequestContext = {
+      user,
+      requestId: typeof sent === "string" ? sent : newRequestId(),
+      source: "mcp",
+    };
     const tool = byName.get(req.params.name);
     try {
       // Security: every call spends the user's tool budget (kept in KV, shared by instances),

@@ -48,7 +48,9 @@ export class McpSessions {
 
   async handle(req: Request, user: string, requestId: string): Promise<Response> {
     const sid = req.headers.get("mcp-session-id");
-    const authInfo = { token: "", clientId: user, scopes: [], extra: { user } };
+    // The HTTP request's id is the tool call's too, so X-Request-Id, the logs and an error's
+    // request_id name the same request.
+    const authInfo = { token: "", clientId: user, scopes: [], extra: { user, requestId } };
     if (sid) {
       const session = this.#sessions.get(sid);
       if (!session || session.user !== user) {
@@ -133,6 +135,8 @@ export class McpSessions {
 }
 
 const TOO_LARGE = Symbol("too large");
+/** Stateless when not streaming, so one decoder serves every body. */
+const UTF8 = new TextDecoder("utf-8", { fatal: true });
 
 async function readBody(req: Request, max: number): Promise<unknown | typeof TOO_LARGE> {
   let bytes: Uint8Array;
@@ -143,7 +147,7 @@ async function readBody(req: Request, max: number): Promise<unknown | typeof TOO
     return undefined;
   }
   try {
-    const text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+    const text = UTF8.decode(bytes);
     // A reviver slows every parse several times over, so it runs only on a body that could hold
     // a `__proto__` key: one that spells it out, or that has an escape which could spell it.
     return mayHideProto(text) ? JSON.parse(text, refuseProto) : JSON.parse(text);

@@ -21,11 +21,27 @@ export interface McpTestClient {
 export async function connectMcp(
   baseUrl: string,
   token: string | undefined,
-  options: { capabilities?: ClientCapabilities; recordFile?: string; sessionId?: string } = {},
+  options: {
+    capabilities?: ClientCapabilities;
+    recordFile?: string;
+    sessionId?: string;
+    /** Sees every HTTP answer the transport receives (its headers, say). */
+    onResponse?: (res: Response) => void;
+  } = {},
 ): Promise<McpTestClient> {
+  const { onResponse } = options;
   const transport = new StreamableHTTPClientTransport(new URL(`${baseUrl}/mcp`), {
     requestInit: { headers: token ? { Authorization: `Bearer ${token}` } : {} },
     sessionId: options.sessionId,
+    ...(onResponse
+      ? {
+        fetch: async (url: string | URL, init?: RequestInit) => {
+          const res = await fetch(url, init);
+          onResponse(res);
+          return res;
+        },
+      }
+      : {}),
   });
   const client = new Client({ name: "sosvault-tests", version: "1.0.0" }, {
     capabilities: options.capabilities ?? {},

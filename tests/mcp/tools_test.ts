@@ -143,6 +143,32 @@ Deno.test("jira_connection_status and jira_revoke_connection: success, idempoten
   }
 });
 
+Deno.test("a tool error's request_id is the X-Request-Id of the HTTP answer that carried it, new for every call", async () => {
+  const w = await startWorld();
+  const seen: string[] = [];
+  const alice = await connectMcp(w.server.url, w.alice.token, {
+    onResponse: (res) => seen.push(res.headers.get("x-request-id") ?? ""),
+  });
+  try {
+    const ids: string[] = [];
+    for (let i = 0; i < 2; i++) {
+      seen.length = 0;
+      const err = toolError(
+        await alice.call("jira_connection_status", { connection_id: "jc_" + "Z".repeat(32) }),
+      );
+      assert.equal(err.code, "not_found");
+      assert.match(err.request_id, /^req_[A-Za-z0-9_-]{16}$/);
+      // The client may open its GET stream meanwhile: that is another request with its own id.
+      assert.ok(seen.includes(err.request_id), `${err.request_id} not among ${seen}`);
+      ids.push(err.request_id);
+    }
+    assert.notEqual(ids[0], ids[1]);
+  } finally {
+    await alice.close();
+    await w.close();
+  }
+});
+
 Deno.test("jira_list_attachments lists an issue's files, and maps Jira's answers to contract codes", async () => {
   const clock = new TestClock();
   const t = await setup({ clock, env: { JIRA_CONNECTION_TTL_SECONDS: "600" } });
