@@ -13,17 +13,35 @@ export interface ToolResult {
  * dots, array items by index, in the structured object's own order.
  */
 export function keyValueLines(value: unknown, prefix = ""): string[] {
+  const out: string[] = [];
+  pushLines(out, value, prefix);
+  return out;
+}
+
+// One array filled in place: this renders every tool result, and a nested flatMap allocates
+// an array per leaf.
+function pushLines(out: string[], value: unknown, prefix: string) {
   if (Array.isArray(value)) {
-    if (value.length === 0) return [`${prefix}: []`];
-    return value.flatMap((v, i) => keyValueLines(v, prefix ? `${prefix}.${i}` : String(i)));
+    if (value.length === 0) out.push(`${prefix}: []`);
+    for (let i = 0; i < value.length; i++) {
+      pushLines(out, value[i], prefix ? `${prefix}.${i}` : String(i));
+    }
+    return;
   }
   if (value !== null && typeof value === "object") {
-    const entries = Object.entries(value);
-    if (entries.length === 0) return [`${prefix}: {}`];
-    return entries.flatMap(([k, v]) => keyValueLines(v, prefix ? `${prefix}.${k}` : k));
+    let empty = true;
+    for (const k in value) {
+      if (!Object.hasOwn(value, k)) continue;
+      empty = false;
+      pushLines(out, (value as Record<string, unknown>)[k], prefix ? `${prefix}.${k}` : k);
+    }
+    if (empty) out.push(`${prefix}: {}`);
+    return;
   }
-  const text = typeof value === "string" ? value.replace(/\r?\n/g, "\\n") : String(value);
-  return [`${prefix}: ${text}`];
+  const text = typeof value === "string"
+    ? (value.includes("\n") ? value.replace(/\r?\n/g, "\\n") : value)
+    : String(value);
+  out.push(`${prefix}: ${text}`);
 }
 
 export function okResult(structured: Record<string, unknown>): ToolResult {
