@@ -6,6 +6,15 @@
  * may be spent at once. Updates are check-and-set on the entry's versionstamp, retried (a
  * bounded number of times) when another request or instance wrote it first. Time comes from
  * the injected clock.
+ *
+ * A budget with lots of slack (a generous limit, or one far from spent) would still cost a KV
+ * commit on every busy instant of every call. So when what is left dwarfs the demand, a commit
+ * may spend a few requests more than its takers need and keep them as a short lease that the
+ * next takers in this process use without a round trip. A lease is committed like any grant,
+ * so every instance together never admits more than the budget; it is at most 1/LEASE_SHARE
+ * of what the budget still holds and lives LEASE_MS, so a budget near its end (and any small
+ * budget, such as the connect brake) is spent exactly, one committed request at a time, and an
+ * idle lease wastes no more than a sliver of a budget that was nowhere near its limit.
  */
 import { AppError } from "../errors.ts";
 import type { Clock } from "../clock.ts";
@@ -32,6 +41,10 @@ const CONTENTION_ATTEMPTS = 32;
 const COMMITTED_MAX = 10_000;
 // Float slack: `count` requests of seconds/count each must fit exactly into the window.
 const EPSILON_MS = 0.001;
+/** A lease is never more than this share of the requests the budget still holds. */
+const LEASE_SHARE = 256;
+/** How long spare requests stay usable; the expired rest stays spent. */
+const LEASE_MS = 100;
 
 const WHAT: Record<RateBucket, string> = {
   connect: "connection attempts",
@@ -41,6 +54,15 @@ const WHAT: Record<RateBucket, string> = {
 interface Waiter {
   resolve(): void;
   reject(err: unknown): void;
+}
+
+/** Requests already committed to the store and not yet handed to a taker. */
+interface Lease {
+  spare: number;
+  /** Clock ms after which the spare requests are not used. */
+  until: number;
+  /** Takes of this budget since its last commit: the demand the next lease is sized to. */
+  demand: number;
 }
 
 export class RateLimiter {
@@ -53,6 +75,7 @@ export class RateLimiter {
    * read afresh, so a stale copy costs a retry, never a wrong grant.
    */
   readonly #committed = new Map<string, Deno.KvEntry<Stored>>();
+  readonly #leases = new Map<string, Lease>();
 
   constructor(kv: Deno.Kv, private clock: Clock, private limits: RateLimits) {
     this.#kv = lockTolerantKv(kv);
@@ -73,6 +96,9 @@ export class RateLimiter {
     const limit = this.limits[bucket];
     if (limit.count <= 0) return Promise.resolve();
     const id = `${bucket}\u0000${user}`;
+    const lease = this.#leases.get(id);
+    if (lease) lease.demand++;
+    if (this.#fromLease(id, 1) === 1) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
       const queue = this.#queues.get(id);
       if (queue) {
@@ -87,6 +113,9 @@ export class RateLimiter {
 
   async #drain(id: string, bucket: RateBucket, user: string, limit: RateLimit, queue: Waiter[]) {
     while (queue.length > 0) {
+      // The commit just made may have leased spares that cover those who queued behind it.
+      queue.splice(0, this.#fromLease(id, queue.length)).forEach((w) => w.resolve());
+      if (queue.length === 0) break;
       const batch = queue.splice(0);
       try {
         const granted = await this.#spend(id, bucket, user, limit, batch.length);
@@ -117,7 +146,11 @@ export class RateLimiter {
       const fits = Math.floor((now + windowMs + EPSILON_MS - tat) / interval);
       const granted = Math.max(0, Math.min(wanted, fits));
       if (granted === 0) return 0;
-      const next = tat + granted * interval;
+      const spare = Math.min(
+        this.#spareWanted(id, wanted),
+        Math.floor((fits - granted) / LEASE_SHARE),
+      );
+      const next = tat + (granted + spare) * interval;
       const res = await this.#kv.atomic()
         .check(entry)
         // expireIn only garbage-collects: a budget that is full again needs no entry.
@@ -128,6 +161,7 @@ export class RateLimiter {
           this.#committed.delete(this.#committed.keys().next().value!);
         }
         this.#committed.set(id, { key, value: { tat: next }, versionstamp: res.versionstamp });
+        this.#lease(id, spare, now);
         return granted;
       }
       // A failed check against our own last write only means another instance wrote: no wait.
@@ -139,6 +173,35 @@ export class RateLimiter {
       `Too many ${WHAT[bucket]} at the same moment: try again in a second.`,
       { retryAfter: 1, detail: { bucket, contention: true } },
     );
+  }
+
+  /** Hands out up to `wanted` leased requests of a live lease; returns how many. */
+  #fromLease(id: string, wanted: number): number {
+    const lease = this.#leases.get(id);
+    if (!lease || lease.spare === 0 || this.clock().getTime() >= lease.until) return 0;
+    const n = Math.min(wanted, lease.spare);
+    lease.spare -= n;
+    return n;
+  }
+
+  /**
+   * How many spare requests the next commit should lease: none for a budget not used lately
+   * (a caller now and then gains nothing from a lease), the demand since the last commit when
+   * the last lease outlived it, twice that when it ran out first, so a busy budget quickly
+   * needs few commits while an idle lease costs at most about one lease period of its demand.
+   */
+  #spareWanted(id: string, wanted: number): number {
+    const lease = this.#leases.get(id);
+    if (!lease || this.clock().getTime() >= lease.until + LEASE_MS) return 0;
+    const demand = Math.max(wanted, lease.demand);
+    return lease.spare === 0 ? 2 * demand : demand;
+  }
+
+  #lease(id: string, spare: number, now: number) {
+    // Kept even when empty: demand is counted from here, so a busy budget leases next time.
+    this.#leases.delete(id);
+    if (this.#leases.size >= COMMITTED_MAX) this.#leases.delete(this.#leases.keys().next().value!);
+    this.#leases.set(id, { spare, until: now + LEASE_MS, demand: 0 });
   }
 
   /** The refusal for a budget that is spent, with when the next request will fit. */

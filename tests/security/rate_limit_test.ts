@@ -340,3 +340,60 @@ Deno.test("RateLimiter.take() counts another instance's spending even between it
     b.close();
   }
 });
+
+Deno.test("RateLimiter.take() leases a little of a budget with lots of slack: few commits, every grant committed", async () => {
+  const kv = await Deno.openKv(`${await freshDir("rate")}/rate.kv`);
+  try {
+    const clock = new TestClock();
+    const counted = countingCommits(kv);
+    const limits = { connect: { count: 0, seconds: 60 }, tool: { count: 60_000, seconds: 60 } };
+    const limiter = new RateLimiter(counted.kv, clock.now, limits);
+    const start = clock.now().getTime();
+    // A busy agent: bursts of 8 calls a millisecond apart, faster than the budget refills
+    // (one a millisecond), so the stored arrival time runs ahead of the clock and counts all.
+    for (let i = 0; i < 100; i++) {
+      await Promise.all(Array.from({ length: 8 }, () => limiter.take("tool", "alice")));
+      clock.advance(1);
+    }
+    assert.ok(counted.commits() <= 10, `${counted.commits()} commits for 800 calls`);
+    // What was handed out, leases included, is spent in the store for every instance to see.
+    const stored = await kv.get<{ tat: number }>(["rate_limit", "tool", "alice"]);
+    const spent = Math.round(stored.value!.tat - start);
+    assert.ok(spent >= 800, `${spent} spent for 800 calls`);
+    assert.ok(spent <= 800 * 2, `${spent} spent for 800 calls: a lease is sized to the demand`);
+  } finally {
+    kv.close();
+  }
+});
+
+Deno.test("RateLimiter.take() stays exact near the end of a budget shared by two instances", async () => {
+  const path = `${await freshDir("rate")}/rate.kv`;
+  const a = await Deno.openKv(path);
+  const b = await Deno.openKv(path);
+  try {
+    const clock = new TestClock();
+    const limits = { connect: { count: 0, seconds: 60 }, tool: { count: 3000, seconds: 60 } };
+    const limiters = [new RateLimiter(a, clock.now, limits), new RateLimiter(b, clock.now, limits)];
+    let ok = 0;
+    let refused = 0;
+    for (let round = 0; round < 250; round++) {
+      await Promise.all(
+        Array.from({ length: 16 }, (_, i) =>
+          limiters[(round + i) % 2].take("tool", "alice").then(
+            () => ok++,
+            (err) => {
+              assert.equal(err.code, "rate_limited");
+              refused++;
+            },
+          )),
+      );
+    }
+    assert.equal(ok + refused, 4000);
+    assert.ok(ok <= 3000, `${ok} admitted on a budget of 3000`);
+    // Leases shrink with what is left, so at most a sliver goes unused.
+    assert.ok(ok >= 3000 - 3000 / 256, `only ${ok} of 3000 admitted`);
+  } finally {
+    a.close();
+    b.close();
+  }
+});
