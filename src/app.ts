@@ -5,7 +5,7 @@ import { Hono } from "hono";
 import { AppError } from "./errors.ts";
 import type { Services } from "./services.ts";
 import { errorResponse } from "./http/errors.ts";
-import { type AppEnv, bearerAuth, hardenResponses, requestId } from "./http/middleware.ts";
+import { type AppEnv, bearerAuth, requestScope } from "./http/middleware.ts";
 import { connectionRoutes } from "./http/connections.ts";
 import { securityEventRoutes } from "./http/security_events.ts";
 import { connectPageRoutes } from "./http/connect_page.ts";
@@ -18,7 +18,7 @@ import { connectLoginGate, connectLoginRoutes } from "./auth/oidc_login.ts";
 
 export function createApp(s: Services, mcp: McpSessions = new McpSessions(s)): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
-  app.use("*", requestId(), hardenResponses());
+  app.use("*", requestScope());
 
   app.get("/health", (c) =>
     c.json({

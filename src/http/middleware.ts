@@ -1,4 +1,4 @@
-/** Request-scoped middleware: request ids, response hardening, and bearer authentication. */
+/** Request-scoped middleware: request ids with response hardening, and bearer authentication. */
 import type { MiddlewareHandler } from "hono";
 import { AppError } from "../errors.ts";
 import { newRequestId } from "../ids.ts";
@@ -11,21 +11,21 @@ export type AppVariables = {
 };
 export type AppEnv = { Variables: AppVariables };
 
-export function requestId(): MiddlewareHandler<AppEnv> {
-  return async function requestIdMiddleware(c, next) {
+/**
+ * Every request gets its id (X-Request-Id, and the request_id of any error or log line it
+ * causes) and every response the hardening headers. One middleware for both: it wraps every
+ * request, MCP calls included, so each layer here is paid on every call.
+ */
+export function requestScope(): MiddlewareHandler<AppEnv> {
+  return async function requestScopeMiddleware(c, next) {
     const id = newRequestId();
     c.set("requestId", id);
     await next();
-    c.res.headers.set("X-Request-Id", id);
-  };
-}
-
-export function hardenResponses(): MiddlewareHandler<AppEnv> {
-  return async function hardenResponsesMiddleware(c, next) {
-    await next();
-    c.res.headers.set("X-Content-Type-Options", "nosniff");
-    c.res.headers.set("Referrer-Policy", "no-referrer");
-    if (!c.res.headers.has("Cache-Control")) c.res.headers.set("Cache-Control", "no-store");
+    const h = c.res.headers;
+    h.set("X-Request-Id", id);
+    h.set("X-Content-Type-Options", "nosniff");
+    h.set("Referrer-Policy", "no-referrer");
+    if (!h.has("Cache-Control")) h.set("Cache-Control", "no-store");
   };
 }
 
