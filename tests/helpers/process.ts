@@ -28,7 +28,9 @@ export function sosvaultArgs(dir: string, extraRead: string[] = []): string[] {
     }`,
     `--allow-write=${dir},/tmp/sosvault`,
     `--allow-env=${ENV_VARS.join(",")}`,
-    "--allow-run=sudo,sysctl,dpkg-query,rpm",
+    // As deno.json's server set: the package managers by path, so a host without rpm
+    // gives no "failed to resolve" warning.
+    "--allow-run=sudo,sysctl,/usr/bin/dpkg-query,/usr/bin/rpm",
     "--allow-sys=hostname,userInfo,uid,gid",
     `${REPO_ROOT}/main.ts`,
   ];
