@@ -7,7 +7,7 @@
 import { REPO_ROOT } from "../../tests/helpers/paths.ts";
 import { type ProfileSummary, readProfile, summarise } from "./cpuprofile.ts";
 import { callTool, type McpSession, openSession } from "./mcp_session.ts";
-import { type Child, run, startSosvault } from "./procs.ts";
+import { type Child, cpuMs, run, startSosvault } from "./procs.ts";
 import { alternate } from "./stats.ts";
 import { connect, type World } from "./world.ts";
 
@@ -27,6 +27,11 @@ export interface WrkResult {
   first_bad: string;
   /** Derived: good answers per second. */
   rps: number;
+  /**
+   * The server process's CPU time (all threads) per good answer, µs: steadier than calls/s on
+   * a shared machine, where another tenant's load slows both servers' runs unevenly.
+   */
+  cpu_us?: number;
 }
 
 export type Target = "sosvault" | "bare";
@@ -38,9 +43,9 @@ export interface LoadResult {
   runs: Record<Target, Record<number, WrkResult[]>>;
   /**
    * sosvault with a per-user tool budget too large to run out (the limiter's cost, not its
-   * policy), at 16 connections; absent from a build without budgets.
+   * policy), by connection count like `runs`; absent from a build without budgets.
    */
-  budget?: WrkResult[];
+  budget?: Record<number, WrkResult[]>;
   /**
    * sosvault in SOSVAULT_AUTH=oidc, each call carrying a JWT access token (verified against the
    * issuer's cached key on every request), at 16 connections.
@@ -85,14 +90,35 @@ export async function wrk(
   return r;
 }
 
+/** A session to load, its tool arguments, and the server process that answers it. */
+export interface LoadTarget {
+  session: McpSession;
+  argsJson: string;
+  pid: number;
+}
+
 export interface LoadSetup {
   sessions: Record<Target, McpSession>;
+  pids: Record<Target, number>;
   argsJson: string;
   answers: Record<Target, string>;
-  /** The budgeted sosvault's session and arguments, if there is one. */
-  budget?: { session: McpSession; argsJson: string };
-  /** The JWT-auth sosvault's session and arguments, if there is one. */
-  jwt?: { session: McpSession; argsJson: string };
+  /** The budgeted sosvault, if there is one. */
+  budget?: LoadTarget;
+  /** The JWT-auth sosvault, if there is one. */
+  jwt?: LoadTarget;
+}
+
+/** One bounded wrk run, with the server's CPU time per answer over the run. */
+async function measured(
+  t: LoadTarget,
+  connections: number,
+  seconds: number,
+  allowBad = false,
+): Promise<WrkResult> {
+  const before = cpuMs(t.pid);
+  const res = await wrk(t.session, t.argsJson, connections, seconds, allowBad);
+  res.cpu_us = res.ok > 0 ? (cpuMs(t.pid) - before) * 1000 / res.ok : undefined;
+  return res;
 }
 
 /** `token`: a sosvault user with no other connections (the secret guard lists them all). */
@@ -112,7 +138,12 @@ export async function prepareLoad(
     sosvault: (await callTool(sessions.sosvault, "jira_connection_status", args)).kind,
     bare: (await callTool(sessions.bare, "jira_connection_status", args)).kind,
   };
-  return { sessions, argsJson: JSON.stringify(args), answers };
+  return {
+    sessions,
+    pids: { sosvault: sosvault.pid, bare: bare.pid },
+    argsJson: JSON.stringify(args),
+    answers,
+  };
 }
 
 /** A session on another sosvault (the budgeted one), for `token`'s own connection. */
@@ -120,13 +151,19 @@ export async function prepareBudget(
   w: World,
   token: string,
   server: Child,
-): Promise<{ session: McpSession; argsJson: string }> {
+): Promise<LoadTarget> {
   const { id } = await connect(server.url, token, w.jiraUrl, w.pat);
   const session = await openSession(server.url, token);
   await callTool(session, "jira_connection_status", { connection_id: id });
-  return { session, argsJson: JSON.stringify({ connection_id: id }) };
+  return { session, argsJson: JSON.stringify({ connection_id: id }), pid: server.pid };
 }
 
+/**
+ * Every target at every connection count, `runs` rounds. Within a round the targets run back to
+ * back in an order that reverses every other round, so the budgeted sosvault always sits next
+ * to the bare server: the report compares each round's pair (see report.ts pairedRatio), which
+ * cancels the slow drifts of a shared machine.
+ */
 export async function statusLoad(
   setup: LoadSetup,
   plan: { connections: number[]; seconds: number; runs: number; warmupSeconds: number },
@@ -134,39 +171,57 @@ export async function statusLoad(
 ): Promise<LoadResult> {
   const targets: Target[] = ["sosvault", "bare"];
   const runs = { sosvault: {}, bare: {} } as LoadResult["runs"];
-  const budget: WrkResult[] = [];
+  const budget: Record<number, WrkResult[]> = {};
   const jwt: WrkResult[] = [];
+  const main = (t: Target): LoadTarget => ({
+    session: setup.sessions[t],
+    argsJson: setup.argsJson,
+    pid: setup.pids[t],
+  });
   const extra = { budget: setup.budget, jwt: setup.jwt };
+  // The same warm-up for every server, at 16 and at 64 connections: a V8 heap that has once
+  // carried 64 calls in flight keeps a larger young generation (fewer scavenges) afterwards, so
+  // a server that only ever saw 16 (the budgeted one, measured only there) would otherwise run
+  // measurably slower than one that also ran the 64-connection rounds.
+  const warm = async (t: LoadTarget, allowBad = false) => {
+    for (const c of [16, 64]) await wrk(t.session, t.argsJson, c, plan.warmupSeconds, allowBad);
+  };
   for (const t of targets) {
-    await wrk(setup.sessions[t], setup.argsJson, 16, plan.warmupSeconds);
+    await warm(main(t));
     for (const c of plan.connections) runs[t][c] = [];
   }
-  if (setup.budget) await wrk(setup.budget.session, setup.budget.argsJson, 16, 1, true);
-  if (setup.jwt) await wrk(setup.jwt.session, setup.jwt.argsJson, 16, plan.warmupSeconds);
+  for (const c of plan.connections) budget[c] = [];
+  if (setup.budget) await warm(setup.budget, true);
+  if (setup.jwt) await warm(setup.jwt);
   const show = (name: string, c: number, res: WrkResult) =>
     log(
       `  ${name.padEnd(8)} c=${String(c).padEnd(3)} ${res.rps.toFixed(0)}/s ` +
         `p50 ${(res.p50_us / 1000).toFixed(1)} ms p99 ${(res.p99_us / 1000).toFixed(1)} ms` +
+        (res.cpu_us !== undefined ? ` ${res.cpu_us.toFixed(0)} µs CPU/call` : "") +
         (res.bad ? ` (${res.bad} refused)` : ""),
     );
   for (let r = 0; r < plan.runs; r++) {
     for (const c of plan.connections) {
-      const order: Array<Target | "budget" | "jwt"> = [...targets];
-      if (c === 16) { for (const e of ["budget", "jwt"] as const) if (extra[e]) order.push(e); }
+      const order: Array<Target | "budget" | "jwt"> = ["sosvault", "bare"];
+      // The budgeted sosvault runs every round the other does (a server's speed depends on the
+      // load it has seen: one measured only at 16 connections ran slower than its twin that
+      // also ran the other rounds, limiter or not), always next to the bare server.
+      if (extra.budget) order.push("budget");
+      if (c === 16 && extra.jwt) order.unshift("jwt");
       for (const t of alternate(order, r)) {
-        if (t === "budget" || t === "jwt") {
-          const res = await wrk(
-            extra[t]!.session,
-            extra[t]!.argsJson,
-            c,
-            plan.seconds,
-            t === "budget",
-          );
-          (t === "budget" ? budget : jwt).push(res);
+        if (t === "budget") {
+          const res = await measured(extra.budget!, c, plan.seconds, true);
+          budget[c].push(res);
           show(t, c, res);
           continue;
         }
-        const res = await wrk(setup.sessions[t], setup.argsJson, c, plan.seconds);
+        if (t === "jwt") {
+          const res = await measured(extra.jwt!, c, plan.seconds);
+          jwt.push(res);
+          show(t, c, res);
+          continue;
+        }
+        const res = await measured(main(t), c, plan.seconds);
         runs[t][c].push(res);
         show(t, c, res);
       }
