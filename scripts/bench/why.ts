@@ -241,7 +241,12 @@ export function why(d: BenchData): string {
         "is barely compiled even on its third attach (the first, after start, takes longer " +
         "still: see the table below); run alone and warm, the same uploader sends 10 MiB in " +
         "9–11 ms (measured while investigating, not by this script). Above a few hundred MiB " +
-        "the code is hot within the first attach and the uploader is as fast as curl or faster. " +
+        "the code is hot within the first attach, and what is left is the upload itself: one " +
+        "thread reading the file and writing TLS, against curl's. It depends on the machine: " +
+        "0.92–0.94 × in the run of 2026-12-07 13:32 UTC; about 0.8 × on the machine of " +
+        "2026-12-08, where the code of that earlier run measured the same (0.84 × and 0.76 ×, " +
+        "run apart with `deno task bench --only=attach`), so the change is the machine, not the " +
+        "code. " +
         "The two extra Jira calls are the contract; nothing here is worth changing for a " +
         "10 MiB sosreport, which attaches in well under 0.1 s either way.",
     );
