@@ -206,14 +206,8 @@ Deno.test("a count of 0 turns a limit off", async () => {
 });
 
 Deno.test("RateLimiter.take() lets exactly the budget through under concurrency, over two KV handles on one file", async () => {
-  const dir = await freshDir("rate");
-  const path = `${dir}/rate.kv`;
-  const a = await Deno.openKv(path);
-  const b = await Deno.openKv(path);
-  try {
-    const clock = new TestClock();
-    const limits = { connect: { count: 25, seconds: 600 }, tool: { count: 0, seconds: 60 } };
-    const limiters = [new RateLimiter(a, clock.now, limits), new RateLimiter(b, clock.now, limits)];
+  const limits = { connect: { count: 25, seconds: 600 }, tool: { count: 0, seconds: 60 } };
+  await twoInstances(limits, async (limiters) => {
     const outcomes = await Promise.all(
       Array.from(
         { length: 60 },
@@ -229,10 +223,7 @@ Deno.test("RateLimiter.take() lets exactly the budget through under concurrency,
     // The tool bucket is off; another user is unaffected.
     await limiters[0].take("tool", "alice");
     await limiters[1].take("connect", "bob");
-  } finally {
-    a.close();
-    b.close();
-  }
+  });
 });
 
 Deno.test("SOSVAULT_RATE_CONNECT and SOSVAULT_RATE_TOOLS parse as <count>/<seconds>", () => {
@@ -263,6 +254,23 @@ Deno.test("SOSVAULT_RATE_CONNECT and SOSVAULT_RATE_TOOLS parse as <count>/<secon
 });
 
 /** A KV handle that counts the commits made through it. */
+/** Two limiters on two KV handles of one fresh file: two sosvault instances sharing a store. */
+async function twoInstances(
+  limits: ConstructorParameters<typeof RateLimiter>[2],
+  fn: (limiters: [RateLimiter, RateLimiter], clock: TestClock) => Promise<void>,
+) {
+  const path = `${await freshDir("rate")}/rate.kv`;
+  const a = await Deno.openKv(path);
+  const b = await Deno.openKv(path);
+  try {
+    const clock = new TestClock();
+    await fn([new RateLimiter(a, clock.now, limits), new RateLimiter(b, clock.now, limits)], clock);
+  } finally {
+    a.close();
+    b.close();
+  }
+}
+
 function countingCommits(kv: Deno.Kv): { kv: Deno.Kv; commits: () => number } {
   let n = 0;
   const wrapped = new Proxy(kv, {
@@ -318,14 +326,8 @@ Deno.test("RateLimiter.take() spends a burst of one budget in few transactions, 
 });
 
 Deno.test("RateLimiter.take() counts another instance's spending even between its own commits", async () => {
-  const path = `${await freshDir("rate")}/rate.kv`;
-  const a = await Deno.openKv(path);
-  const b = await Deno.openKv(path);
-  try {
-    const clock = new TestClock();
-    const limits = { connect: { count: 0, seconds: 60 }, tool: { count: 6, seconds: 60 } };
-    const one = new RateLimiter(a, clock.now, limits);
-    const other = new RateLimiter(b, clock.now, limits);
+  const limits = { connect: { count: 0, seconds: 60 }, tool: { count: 6, seconds: 60 } };
+  await twoInstances(limits, async ([one, other]) => {
     // Strictly alternating, so `one` always holds a copy of its own last write that `other`
     // has since made stale.
     const outcomes: string[] = [];
@@ -335,10 +337,7 @@ Deno.test("RateLimiter.take() counts another instance's spending even between it
       );
     }
     assert.deepEqual(outcomes, [...Array(6).fill("ok"), ...Array(4).fill("rate_limited")]);
-  } finally {
-    a.close();
-    b.close();
-  }
+  });
 });
 
 Deno.test("RateLimiter.take() leases a little of a budget with lots of slack: few commits, every grant committed", async () => {
@@ -367,13 +366,8 @@ Deno.test("RateLimiter.take() leases a little of a budget with lots of slack: fe
 });
 
 Deno.test("RateLimiter.take() stays exact near the end of a budget shared by two instances", async () => {
-  const path = `${await freshDir("rate")}/rate.kv`;
-  const a = await Deno.openKv(path);
-  const b = await Deno.openKv(path);
-  try {
-    const clock = new TestClock();
-    const limits = { connect: { count: 0, seconds: 60 }, tool: { count: 3000, seconds: 60 } };
-    const limiters = [new RateLimiter(a, clock.now, limits), new RateLimiter(b, clock.now, limits)];
+  const limits = { connect: { count: 0, seconds: 60 }, tool: { count: 3000, seconds: 60 } };
+  await twoInstances(limits, async (limiters) => {
     let ok = 0;
     let refused = 0;
     for (let round = 0; round < 250; round++) {
@@ -392,8 +386,5 @@ Deno.test("RateLimiter.take() stays exact near the end of a budget shared by two
     assert.ok(ok <= 3000, `${ok} admitted on a budget of 3000`);
     // Leases shrink with what is left, so at most a sliver goes unused.
     assert.ok(ok >= 3000 - 3000 / 256, `only ${ok} of 3000 admitted`);
-  } finally {
-    a.close();
-    b.close();
-  }
+  });
 });
