@@ -8,12 +8,11 @@ import type { ConnectionService } from "../connections/service.ts";
 import { fingerprint, type Keyring } from "../vault/cipher.ts";
 import type { EventLog } from "./events.ts";
 import type { Logger } from "../log.ts";
-import { cleanRepeatsOf, findSecret, MIN_CANDIDATE_LENGTH } from "./secret_scan.ts";
+import { cleanRepeatsOf, findSecret, MIN_CANDIDATE, OWN_ID } from "./secret_scan.ts";
 import { KnownSecrets } from "./known_secrets.ts";
 
-const OWN_ID = /^(jc|job|req)_[A-Za-z0-9_-]{16,64}$/;
 /** Below this length a string can hold no known secret (neither exactly nor inside it). */
-const SHORTEST_SECRET = Math.min(KnownSecrets.MIN_LENGTH, MIN_CANDIDATE_LENGTH);
+const SHORTEST_SECRET = Math.min(KnownSecrets.MIN_LENGTH, MIN_CANDIDATE);
 const SAFE_PATH = /^\$(\.[A-Za-z_][A-Za-z0-9_]{0,40}|\[\d{1,4}\])*$/;
 
 export class SecretGuard {

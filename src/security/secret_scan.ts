@@ -189,12 +189,15 @@ const SAFE_KEY = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
  * remembered. Only these two shapes are kept: plain ASCII identifiers, which normalise to
  * themselves, and nothing of a user's free text.
  */
-const REPEATED_SHAPE = /^(?:[a-z][a-z0-9_]{0,40}|(?:jc|job|req)_[A-Za-z0-9_-]{16,64})$/;
+const FIELD_NAME = /^[a-z][a-z0-9_]{0,40}$/;
 const CLEAN_REPEATS_MAX = 4096;
 const CLEAN_REPEATS = new Set<string>();
 
+/** sosvault's own ids (connection, job, request): never a Jira token, whatever the caller. */
+export const OWN_ID = /^(jc|job|req)_[A-Za-z0-9_-]{16,64}$/;
+
 function rememberClean(text: string) {
-  if (CLEAN_REPEATS.has(text) || !REPEATED_SHAPE.test(text)) return;
+  if (CLEAN_REPEATS.has(text) || !(FIELD_NAME.test(text) || OWN_ID.test(text))) return;
   if (CLEAN_REPEATS.size >= CLEAN_REPEATS_MAX) CLEAN_REPEATS.clear();
   CLEAN_REPEATS.add(text);
 }
@@ -359,9 +362,8 @@ async function firstContainedSecret(
   return exhausted;
 }
 
-const MIN_CANDIDATE = 20;
 /** Strings shorter than this yield no candidate for the known-secret check. */
-export const MIN_CANDIDATE_LENGTH = MIN_CANDIDATE;
+export const MIN_CANDIDATE = 20;
 const MAX_CANDIDATE = 512;
 const CANDIDATE_RUN = /[A-Za-z0-9+/=_\-.:~]+/g;
 /** Splits at `:`, `.`, `~` and at `=` followed by more text (keeps trailing padding). */
