@@ -97,8 +97,10 @@ export class RateLimiter {
     if (limit.count <= 0) return Promise.resolve();
     const id = `${bucket}\u0000${user}`;
     const lease = this.#leases.get(id);
-    if (lease) lease.demand++;
-    if (this.#fromLease(id, 1) === 1) return Promise.resolve();
+    if (lease) {
+      lease.demand++;
+      if (fromLease(lease, 1, this.clock().getTime()) === 1) return Promise.resolve();
+    }
     return new Promise<void>((resolve, reject) => {
       const queue = this.#queues.get(id);
       if (queue) {
@@ -114,7 +116,9 @@ export class RateLimiter {
   async #drain(id: string, bucket: RateBucket, user: string, limit: RateLimit, queue: Waiter[]) {
     while (queue.length > 0) {
       // The commit just made may have leased spares that cover those who queued behind it.
-      queue.splice(0, this.#fromLease(id, queue.length)).forEach((w) => w.resolve());
+      const lease = this.#leases.get(id);
+      const leased = lease ? fromLease(lease, queue.length, this.clock().getTime()) : 0;
+      queue.splice(0, leased).forEach((w) => w.resolve());
       if (queue.length === 0) break;
       const batch = queue.splice(0);
       try {
@@ -175,15 +179,6 @@ export class RateLimiter {
     );
   }
 
-  /** Hands out up to `wanted` leased requests of a live lease; returns how many. */
-  #fromLease(id: string, wanted: number): number {
-    const lease = this.#leases.get(id);
-    if (!lease || lease.spare === 0 || this.clock().getTime() >= lease.until) return 0;
-    const n = Math.min(wanted, lease.spare);
-    lease.spare -= n;
-    return n;
-  }
-
   /**
    * How many spare requests the next commit should lease: none for a budget not used lately
    * (a caller now and then gains nothing from a lease), the demand since the last commit when
@@ -225,6 +220,14 @@ export class RateLimiter {
  * The stored tat, clamped: a budget stored under a longer window (before a config change)
  * cannot lock a user out for longer than the current window.
  */
+/** Hands out up to `wanted` requests of a lease still live at `now`; returns how many. */
+function fromLease(lease: Lease, wanted: number, now: number): number {
+  if (now >= lease.until) return 0;
+  const n = Math.min(wanted, lease.spare);
+  lease.spare -= n;
+  return n;
+}
+
 function clampedTat(stored: Stored | null, now: number, windowMs: number): number {
   const tat = typeof stored?.tat === "number" ? stored.tat : now;
   return Math.min(Math.max(tat, now), now + windowMs);
