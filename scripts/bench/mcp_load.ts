@@ -179,10 +179,9 @@ export async function statusLoad(
     pid: setup.pids[t],
   });
   const extra = { budget: setup.budget, jwt: setup.jwt };
-  // The same warm-up for every server, at 16 and at 64 connections: a V8 heap that has once
-  // carried 64 calls in flight keeps a larger young generation (fewer scavenges) afterwards, so
-  // a server that only ever saw 16 (the budgeted one, measured only there) would otherwise run
-  // measurably slower than one that also ran the 64-connection rounds.
+  // The same warm-up for every server, at 16 and at 64 connections: a server's speed at 16
+  // depends on the load it has seen (one that had also run at 64 was measurably faster, with
+  // less time in garbage collection), so none starts the rounds less warm than another.
   const warm = async (t: LoadTarget, allowBad = false) => {
     for (const c of [16, 64]) await wrk(t.session, t.argsJson, c, plan.warmupSeconds, allowBad);
   };
@@ -209,20 +208,13 @@ export async function statusLoad(
       if (extra.budget) order.push("budget");
       if (c === 16 && extra.jwt) order.unshift("jwt");
       for (const t of alternate(order, r)) {
-        if (t === "budget") {
-          const res = await measured(extra.budget!, c, plan.seconds, true);
-          budget[c].push(res);
-          show(t, c, res);
-          continue;
-        }
-        if (t === "jwt") {
-          const res = await measured(extra.jwt!, c, plan.seconds);
-          jwt.push(res);
-          show(t, c, res);
-          continue;
-        }
-        const res = await measured(main(t), c, plan.seconds);
-        runs[t][c].push(res);
+        const [target, into, allowBad] = t === "budget"
+          ? [extra.budget!, budget[c], true]
+          : t === "jwt"
+          ? [extra.jwt!, jwt, false]
+          : [main(t), runs[t][c], false];
+        const res = await measured(target, c, plan.seconds, allowBad);
+        into.push(res);
         show(t, c, res);
       }
     }
